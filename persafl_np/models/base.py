@@ -1,0 +1,153 @@
+"""The model protocol every per-client objective f_i implements, and its input contract.
+
+A model is a stateless object describing a loss family over a *flat* parameter
+vector ``w`` (shape ``(num_params(d),)``), evaluated on a client's data
+``X`` (shape ``(m, d)``, float) and ``y`` (shape ``(m,)``: float targets for
+regression, integer labels for classification). Notation follows
+``theory/models.md`` (and the theory brief §A): f(w) = (1/m) Σ_j ℓ(w; x_j, y_j)
++ regularizer, L the gradient-Lipschitz constant, ρ the Hessian-Lipschitz
+constant, B a bound on ‖∇f‖.
+
+Contract
+--------
+* ``loss``/``grad``/``hvp``/``hessian`` are vectorized over samples and take their
+  array namespace from the inputs (:mod:`persafl_np.backend`), so they run on
+  NumPy, CuPy and ``array_api_strict``. They do O(1) shape checks on every call
+  (no silent broadcasting) and trust the *values*; value checks (NaN/Inf, label
+  range) are done once at the boundary by :func:`check_data`.
+* The constants ``smoothness``/``hessian_lipschitz``/``grad_bound`` hold for
+  **all** ``w`` (global constants), are computed on the host in float64, and
+  each has a proof in ``theory/models.md``.
+* A mini-batch is ``take_rows(X, idx), take_rows(y, idx)``
+  (:func:`persafl_np.backend.take_rows`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from persafl_np.backend import to_numpy
+
+__all__ = ["MAX_DENSE_HESSIAN", "Model", "check_data", "check_nonneg", "check_params"]
+
+#: ``hessian`` refuses to build a dense matrix with more than this many parameters
+#: (4096² float64 = 128 MiB); use ``hvp`` instead.
+MAX_DENSE_HESSIAN = 4096
+
+
+@runtime_checkable
+class Model(Protocol):
+    """Per-client objective f_i over a flat parameter vector (see module docstring)."""
+
+    #: True when labels are integers 0..C−1 and ``predict`` returns labels.
+    is_classifier: bool
+
+    def num_params(self, n_features: int) -> int:
+        """Length of the flat parameter vector for ``n_features`` input features."""
+        ...
+
+    def init_params(self, rng: np.random.Generator, n_features: int) -> np.ndarray:
+        """A deterministic (given ``rng``) initial parameter vector, NumPy float64."""
+        ...
+
+    def loss(self, w: Any, X: Any, y: Any) -> Any:
+        """f(w) on (X, y): a 0-d array of the inputs' namespace."""
+        ...
+
+    def grad(self, w: Any, X: Any, y: Any) -> Any:
+        """∇f(w), shape ``w.shape``."""
+        ...
+
+    def hvp(self, w: Any, v: Any, X: Any, y: Any) -> Any:
+        """∇²f(w) v, exact and analytic, shape ``w.shape``."""
+        ...
+
+    def hessian(self, w: Any, X: Any, y: Any) -> Any:
+        """Dense ∇²f(w); raises ``ValueError`` above :data:`MAX_DENSE_HESSIAN` parameters."""
+        ...
+
+    def smoothness(self, X: Any, y: Any) -> float:
+        """L with ‖∇f(w) − ∇f(u)‖ ≤ L‖w − u‖ for all w, u."""
+        ...
+
+    def hessian_lipschitz(self, X: Any, y: Any) -> float:
+        """ρ with ‖∇²f(w) − ∇²f(u)‖₂ ≤ ρ‖w − u‖ for all w, u (0 if the Hessian is constant)."""
+        ...
+
+    def grad_bound(self, X: Any, y: Any) -> float:
+        """B with ‖∇f(w)‖ ≤ B for all w, or ``math.inf`` when no such bound exists."""
+        ...
+
+    def is_convex(self) -> bool:
+        """True when f is convex in w for every data set (used by the Moreau envelope)."""
+        ...
+
+    def predict(self, w: Any, X: Any) -> Any:
+        """Predicted labels (classifiers) or predicted targets (regression)."""
+        ...
+
+    def check_data(self, X: Any, y: Any) -> None:
+        """Raise ``ValueError`` naming ``X`` or ``y`` if the data can't be used by this model."""
+        ...
+
+
+def check_data(
+    X: Any,
+    y: Any,
+    *,
+    n_classes: int | None = None,
+    binary: bool = False,
+) -> None:
+    """Boundary check shared by all models: shapes, finiteness, label range.
+
+    Parameters
+    ----------
+    X, y:
+        Features ``(m, d)`` and targets ``(m,)``.
+    n_classes:
+        If given, ``y`` must hold integers in ``0..n_classes-1``.
+    binary:
+        If true, ``y`` must hold only 0 and 1.
+    """
+    Xn, yn = to_numpy(X), to_numpy(y)
+    if Xn.ndim != 2:
+        raise ValueError(f"X must be 2-D (m samples, d features), got shape {Xn.shape}")
+    if Xn.shape[0] < 1 or Xn.shape[1] < 1:
+        raise ValueError(f"X must have at least one sample and one feature, got shape {Xn.shape}")
+    if yn.ndim != 1 or yn.shape[0] != Xn.shape[0]:
+        raise ValueError(
+            f"y must be 1-D with one entry per row of X ({Xn.shape[0]}), got shape {yn.shape}"
+        )
+    if not np.issubdtype(Xn.dtype, np.floating):
+        raise ValueError(f"X must be a floating-point array, got dtype {Xn.dtype}")
+    if not np.all(np.isfinite(Xn)):
+        raise ValueError("X contains NaN or Inf; clean or impute the features first")
+    if n_classes is not None or binary:
+        hi = 2 if binary else int(n_classes)  # type: ignore[arg-type]
+        if not (np.issubdtype(yn.dtype, np.integer) or np.issubdtype(yn.dtype, np.bool_)):
+            if not np.all(np.isfinite(yn)) or np.any(yn != np.round(yn)):
+                raise ValueError(f"y must hold integer labels in 0..{hi - 1}, got dtype {yn.dtype}")
+        if yn.size and (yn.min() < 0 or yn.max() > hi - 1):
+            raise ValueError(
+                f"y labels must lie in 0..{hi - 1}, got range {yn.min()}..{yn.max()}"
+            )
+    elif not np.all(np.isfinite(yn)):
+        raise ValueError("y contains NaN or Inf")
+
+
+def check_params(w: Any, expected: int, name: str = "w") -> None:
+    """O(1) shape check of a flat parameter vector (called on every public evaluation)."""
+    shape = tuple(w.shape)
+    if shape != (expected,):
+        raise ValueError(f"{name} must have shape ({expected},), got {shape}")
+
+
+def check_nonneg(value: float, name: str) -> float:
+    """Validate a regularization-type scalar: finite and ≥ 0."""
+    v = float(value)
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return v
