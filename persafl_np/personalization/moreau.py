@@ -1,0 +1,371 @@
+"""Moreau-envelope personalization (pFedMe): theory/personalization.md §ME.
+
+    F_i(w) = min_θ h(θ),   h(θ) = f_i(θ) + (λ/2)‖θ − w‖²            (eq. (ME-1))
+    ∇F_i(w) = λ(w − θ̂_i(w)) = ∇f_i(θ̂_i(w))                          (eq. (ME-2))
+
+The prox point θ̂_i(w) comes from an inner solver (:func:`solve_prox`): gradient descent with
+step 1/(λ+L) — for λ > L the map contracts by q = 2L/(λ+L) (eq. (ME-5); q = L/(λ+L) for convex
+f_i) — or, for convex f_i only, Nesterov's constant-momentum method. It stops after
+``inner_steps`` iterations or when ‖∇h(θ)‖ ≤ ``inner_tol``, whichever comes first, and returns the
+achieved ‖∇h(θ̃)‖ so the caller can bound the gradient error (eq. (ME-6)):
+
+    ‖λ(w − θ̃) − ∇F_i(w)‖ ≤ λ‖∇h(θ̃)‖/(λ − L)      (λ‖∇h(θ̃)‖/λ = ‖∇h(θ̃)‖ for convex f_i).
+
+Smoothness L: ``MoreauEnvelope(smoothness=L)`` uses that number for every inner problem (the
+caller must make it valid for every mini-batch objective f_i(·; D), e.g. a per-sample bound;
+note that the full-data L of a client need *not* bound a mini-batch's L). Without it, L is
+``model.smoothness`` of the batch at hand, computed once per oracle call (for least squares one
+spectral norm of the b×d batch: cheap for small b, O(m d²) for a full batch of m samples — pass
+``smoothness=`` in that case).
+
+λ ≤ L is rejected for non-convex models: h is then not strongly convex, the prox point may be
+non-unique and F_i need not be differentiable (eq. (ME-4) breaks down).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from persafl_np.backend import array_namespace, take_rows
+from persafl_np.models.base import Model
+from persafl_np.personalization.base import OracleStep, PersonalizedConstants, sample_batch
+
+__all__ = [
+    "DEFAULT_INNER_TOL",
+    "DEFAULT_MAX_INNER",
+    "INNER_METHODS",
+    "PERSONALIZE_TOL",
+    "MoreauEnvelope",
+    "MoreauValue",
+    "ProxResult",
+    "solve_prox",
+]
+
+#: Accepted values of ``MoreauEnvelope(inner=...)``.
+INNER_METHODS = ("gd", "nesterov")
+#: ‖∇h‖ target when neither ``inner_steps`` nor ``inner_tol`` is given.
+DEFAULT_INNER_TOL = 1e-10
+#: Iteration cap when only ``inner_tol`` is given (or neither).
+DEFAULT_MAX_INNER = 1000
+#: ‖∇h‖ target of :meth:`MoreauEnvelope.personalize` (the served model θ̂_i(w)).
+PERSONALIZE_TOL = 1e-10
+#: Iteration cap of :meth:`MoreauEnvelope.personalize`.
+PERSONALIZE_MAX_INNER = 10_000
+
+
+@dataclass(frozen=True)
+class ProxResult:
+    """Output of :func:`solve_prox`.
+
+    Attributes
+    ----------
+    theta: θ̃, the point whose inner gradient norm is ``residual``.
+    residual: ‖∇h(θ̃)‖, h(θ) = f(θ) + (λ/2)‖θ − w‖².
+    n_inner: solver iterations taken.
+    n_grad: model gradient evaluations (n_inner + 1: the last one measures ``residual``).
+    converged: ``residual <= tol`` (always False when no tolerance was set).
+    """
+
+    theta: Any
+    residual: float
+    n_inner: int
+    n_grad: int
+    converged: bool
+
+
+@dataclass(frozen=True)
+class MoreauValue:
+    """Output of :meth:`MoreauEnvelope.value_info`.
+
+    Attributes
+    ----------
+    value: h(θ̃) = f_i(θ̃) + (λ/2)‖θ̃ − w‖² ≥ F_i(w).
+    gap_bound: h(θ̃) − F_i(w) ≤ ‖∇h(θ̃)‖²/(2μ), μ = λ − L (λ if convex), eq. (ME-7).
+    prox: the inner solve (θ̃, residual, counters).
+    """
+
+    value: float
+    gap_bound: float
+    prox: ProxResult
+
+
+def _norm(xp: Any, v: Any) -> float:
+    return float(xp.sqrt(xp.sum(v * v)))
+
+
+def solve_prox(
+    model: Model,
+    w: Any,
+    X: Any,
+    y: Any,
+    lam: float,
+    L: float,
+    *,
+    theta0: Any = None,
+    method: str = "gd",
+    max_steps: int = DEFAULT_MAX_INNER,
+    tol: float | None = DEFAULT_INNER_TOL,
+) -> ProxResult:
+    """Approximate θ̂ = argmin_θ f(θ) + (λ/2)‖θ − w‖² (eqs. (ME-5), (ME-8)).
+
+    ``method="gd"``: θ ← θ − ∇h(θ)/(λ+L). ``method="nesterov"`` (f convex, h λ-strongly convex,
+    (λ+L)-smooth): constant momentum (1−√κ⁻¹)/(1+√κ⁻¹), κ = (λ+L)/λ, and the returned point is
+    the extrapolated point at which the residual was measured. Starts at ``theta0`` (default w).
+    The caller is responsible for λ > L or convexity (:class:`MoreauEnvelope` checks it).
+    """
+    xp = array_namespace(w, X)
+    step = 1.0 / (lam + L)
+    theta = w if theta0 is None else theta0
+    tol_v = -1.0 if tol is None else float(tol)
+    if method == "nesterov":
+        q = math.sqrt(lam / (lam + L))
+        mom = (1.0 - q) / (1.0 + q)
+        x_prev = theta
+    k = 0
+    while True:
+        gh = model.grad(theta, X, y) + lam * (theta - w)
+        r = _norm(xp, gh)
+        if r <= tol_v or k >= max_steps or not math.isfinite(r):
+            return ProxResult(
+                theta=theta, residual=r, n_inner=k, n_grad=k + 1, converged=r <= tol_v
+            )
+        if method == "nesterov":
+            x_new = theta - step * gh
+            theta = x_new + mom * (x_new - x_prev)
+            x_prev = x_new
+        else:
+            theta = theta - step * gh
+        k += 1
+
+
+def _check_int_or_none(v: Any, name: str) -> int | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{name} must be an integer >= 1 or None, got {v!r}")
+    return int(v)
+
+
+def _check_pos_or_none(v: Any, name: str, allow_zero: bool = False) -> float | None:
+    if v is None:
+        return None
+    f = float(v)
+    if not math.isfinite(f) or f < 0 or (f == 0 and not allow_zero):
+        rng = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {rng} or None, got {v!r}")
+    return f
+
+
+@dataclass(frozen=True)
+class MoreauEnvelope:
+    """Moreau-envelope oracle (see the module docstring).
+
+    Parameters
+    ----------
+    lam: λ > 0 (λ > L required unless the model is convex; checked per call).
+    inner: ``"gd"`` or ``"nesterov"`` (convex models only).
+    inner_steps: iteration cap K of the inner solver (``None``: :data:`DEFAULT_MAX_INNER`).
+    inner_tol: stop when ‖∇h‖ ≤ inner_tol. With ``inner_steps`` set and ``inner_tol=None`` the
+        solver runs exactly K steps (pFedMe's regime); with neither set, inner_tol defaults to
+        :data:`DEFAULT_INNER_TOL`.
+    warm_start: start the inner solver of :meth:`step` from the ``warm`` state (the previous
+        θ̃ of this client) and return the new θ̃ as ``OracleStep.warm``.
+    smoothness: optional L used for every inner problem (see the module docstring).
+    """
+
+    lam: float
+    inner: str = "gd"
+    inner_steps: int | None = None
+    inner_tol: float | None = None
+    warm_start: bool = True
+    smoothness: float | None = None
+    name: str = "moreau"
+
+    def __post_init__(self) -> None:
+        lam = float(self.lam)
+        if not math.isfinite(lam) or lam <= 0:
+            raise ValueError(
+                f"lam (Moreau parameter) must be a finite number > 0, got {self.lam!r}"
+            )
+        object.__setattr__(self, "lam", lam)
+        if self.inner not in INNER_METHODS:
+            raise ValueError(f"inner must be one of {INNER_METHODS}, got {self.inner!r}")
+        object.__setattr__(self, "inner_steps", _check_int_or_none(self.inner_steps, "inner_steps"))
+        object.__setattr__(self, "inner_tol", _check_pos_or_none(self.inner_tol, "inner_tol"))
+        object.__setattr__(
+            self, "smoothness", _check_pos_or_none(self.smoothness, "smoothness", allow_zero=True)
+        )
+        if not isinstance(self.warm_start, bool):
+            raise ValueError(f"warm_start must be True or False, got {self.warm_start!r}")
+
+    # -- stopping rule -----------------------------------------------------------------------
+    @property
+    def max_steps(self) -> int:
+        """Effective inner iteration cap."""
+        return DEFAULT_MAX_INNER if self.inner_steps is None else self.inner_steps
+
+    @property
+    def tol(self) -> float | None:
+        """Effective ‖∇h‖ tolerance (``None``: run exactly :attr:`max_steps` iterations)."""
+        if self.inner_tol is None and self.inner_steps is None:
+            return DEFAULT_INNER_TOL
+        return self.inner_tol
+
+    def strong_convexity(self, model: Model, L: float) -> float:
+        """μ of h: λ for convex f_i, λ − L otherwise (raises ``ValueError`` when λ ≤ L)."""
+        if model.is_convex():
+            return self.lam
+        if self.lam <= L:
+            raise ValueError(
+                f"lam must be > L = {L:.6g} for a non-convex model, got {self.lam:.6g}: for "
+                "lam <= L the inner problem f + (lam/2)||theta - w||^2 is not strongly convex, "
+                "the prox point may not be unique and the envelope need not be smooth "
+                "(theory/personalization.md eq. (ME-4))"
+            )
+        return self.lam - L
+
+    def _smoothness(self, model: Model, X: Any, y: Any) -> float:
+        L = self.smoothness if self.smoothness is not None else float(model.smoothness(X, y))
+        if not math.isfinite(L):
+            raise ValueError(
+                "model.smoothness is infinite on this data; pass MoreauEnvelope(smoothness=L) "
+                "with a finite L valid for every batch"
+            )
+        return L
+
+    def _solve(
+        self, model: Model, w: Any, X: Any, y: Any, theta0: Any, max_steps: int, tol: float | None
+    ) -> tuple[ProxResult, float]:
+        L = self._smoothness(model, X, y)
+        self.strong_convexity(model, L)
+        if self.inner == "nesterov" and not model.is_convex():
+            raise ValueError(
+                "inner='nesterov' needs a convex model (model.is_convex() is False); use inner='gd'"
+            )
+        res = solve_prox(
+            model, w, X, y, self.lam, L, theta0=theta0, method=self.inner,
+            max_steps=max_steps, tol=tol,
+        )
+        return res, L
+
+    # -- the oracle --------------------------------------------------------------------------
+    def prox(self, model: Model, w: Any, X: Any, y: Any, warm: Any = None) -> ProxResult:
+        """The configured inner solve on (X, y), from ``warm`` (if given) else from w."""
+        return self._solve(model, w, X, y, self._start(w, warm), self.max_steps, self.tol)[0]
+
+    def value_info(self, model: Model, w: Any, X: Any, y: Any, warm: Any = None) -> MoreauValue:
+        """h(θ̃) ≥ F_i(w) with the certified gap ‖∇h‖²/(2μ) (eqs. (ME-1), (ME-7)), full batch."""
+        res, L = self._solve(model, w, X, y, self._start(w, warm), self.max_steps, self.tol)
+        xp = array_namespace(w, X)
+        d = res.theta - w
+        val = float(model.loss(res.theta, X, y)) + 0.5 * self.lam * float(xp.sum(d * d))
+        mu = self.strong_convexity(model, L)
+        return MoreauValue(value=val, gap_bound=res.residual**2 / (2.0 * mu), prox=res)
+
+    def value(self, model: Model, w: Any, X: Any, y: Any) -> float:
+        """F_i(w) at the computed prox point; see :meth:`value_info` for its accuracy."""
+        return self.value_info(model, w, X, y).value
+
+    def grad(self, model: Model, w: Any, X: Any, y: Any) -> Any:
+        """λ(w − θ̃) on the full batch, cold start (eq. (ME-2); error: eq. (ME-6))."""
+        return self.lam * (w - self.prox(model, w, X, y).theta)
+
+    def step(
+        self,
+        model: Model,
+        w: Any,
+        X: Any,
+        y: Any,
+        rng: np.random.Generator,
+        batch_size: int | None,
+        warm: Any = None,
+    ) -> OracleStep:
+        """Mini-batch prox (one draw D): g = λ(w − θ̃_D), θ̃_D ≈ prox of f_i(·; D) (eq. (ME-9))."""
+        idx = sample_batch(rng, X.shape[0], batch_size)
+        res = self.prox(model, w, take_rows(X, idx), take_rows(y, idx), warm)
+        return OracleStep(
+            g=self.lam * (w - res.theta),
+            n_grad=res.n_grad,
+            n_hvp=0,
+            n_inner=res.n_inner,
+            inner_residual=res.residual,
+            warm=res.theta if self.warm_start else None,
+        )
+
+    def stochastic_grad(
+        self, model: Model, w: Any, X: Any, y: Any, rng: np.random.Generator, batch_size: int | None
+    ) -> Any:
+        return self.step(model, w, X, y, rng, batch_size).g
+
+    def personalize(self, model: Model, w: Any, X: Any, y: Any) -> Any:
+        """θ̂_i(w), full batch, to ‖∇h‖ ≤ :data:`PERSONALIZE_TOL` (cap PERSONALIZE_MAX_INNER)."""
+        tol = PERSONALIZE_TOL if self.inner_tol is None else min(self.inner_tol, PERSONALIZE_TOL)
+        return self._solve(model, w, X, y, w, PERSONALIZE_MAX_INNER, tol)[0].theta
+
+    def _start(self, w: Any, warm: Any) -> Any:
+        if warm is None or not self.warm_start:
+            return w
+        if tuple(warm.shape) != tuple(w.shape):
+            raise ValueError(f"warm must have the shape of w {tuple(w.shape)}, got {warm.shape}")
+        return warm
+
+    # -- constants ---------------------------------------------------------------------------
+    def constants(
+        self,
+        L: float,
+        rho: float,
+        B: float,
+        *,
+        convex: bool = False,
+        quadratic_eigs: Any = None,
+        sigma: float = 0.0,
+        batch_size: int | None = None,
+    ) -> PersonalizedConstants:
+        """L_F of F_i and the bias of the mini-batch prox oracle (theory/personalization.md §ME).
+
+        * ``quadratic_eigs`` (Hessian eigenvalues a, all with a + λ > 0):
+          L_F = max_a |λa/(a + λ)| exactly (eq. (ME-10)).
+        * ``convex=True`` (eigenvalues in [0, L]): L_F = λL/(λ + L) (eq. (ME-4), attained at a = L).
+        * otherwise λ > L is required: L_F = λL/(λ − L) (eq. (ME-4), attained at a = −L).
+        * bias (eq. (ME-11)): ‖E g − ∇F_i‖ ≤ (λ/μ)(σ/√b + inner_tol), μ = λ − L (λ if convex);
+          with no ``inner_tol`` the per-call term (λ/μ)·``OracleStep.inner_residual`` applies.
+        ρ and B are not needed (ME needs neither a Lipschitz Hessian nor bounded gradients).
+        """
+        L, sigma, lam = float(L), float(sigma), self.lam
+        if not (math.isfinite(L) and L >= 0):
+            raise ValueError(f"L must be a finite number >= 0, got {L!r}")
+        if not (math.isfinite(sigma) and sigma >= 0):
+            raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
+        if quadratic_eigs is not None:
+            eigs = np.asarray(quadratic_eigs, dtype=np.float64).ravel()
+            if eigs.size == 0 or not np.all(np.isfinite(eigs)):
+                raise ValueError("quadratic_eigs must be a non-empty array of finite eigenvalues")
+            if np.any(eigs + lam <= 0):
+                raise ValueError(
+                    f"lam must exceed -min(quadratic_eigs) = {-eigs.min():.6g}, got {lam:.6g}: "
+                    "otherwise the inner problem is unbounded below"
+                )
+            L_F = float(np.max(np.abs(lam * eigs / (eigs + lam))))
+            mu = float(np.min(eigs)) + lam
+            note = "ME quadratic: L_F = max|lam a/(a+lam)| (ME-10)"
+        elif convex:
+            L_F, mu, note = lam * L / (lam + L), lam, "ME convex: L_F = lam L/(lam+L) (ME-4)"
+        else:
+            if lam <= L:
+                raise ValueError(
+                    f"lam must be > L = {L:.6g} for a non-convex f_i, got {lam:.6g}: the envelope "
+                    "need not be smooth for lam <= L (theory/personalization.md eq. (ME-4))"
+                )
+            L_F, mu, note = lam * L / (lam - L), lam - L, "ME: L_F = lam L/(lam-L) (ME-4)"
+        bias = 0.0
+        if batch_size is not None:
+            if int(batch_size) < 1:
+                raise ValueError(f"batch_size must be >= 1 or None, got {batch_size!r}")
+            bias += lam / mu * sigma / math.sqrt(int(batch_size))
+        if self.inner_tol is not None:
+            bias += lam / mu * self.inner_tol
+        return PersonalizedConstants(L_F=L_F, bias=bias, note=note)
