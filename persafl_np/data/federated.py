@@ -1,0 +1,266 @@
+"""Federated data: one :class:`ClientData` per client, bundled in a :class:`FederatedDataset`.
+
+Client i's local loss is f_i(w) = (1/m_i) Σ_j ℓ(w; x_j, y_j) over its *training* rows
+(theory brief §A); the test rows are only used to evaluate the personalized models.
+
+Conventions (checked once, at construction — the boundary):
+
+* arrays are NumPy, C-contiguous, **read-only** copies (a frozen dataclass should not
+  hold arrays that someone can mutate behind its back);
+* ``X_*`` is float64 of shape ``(m, d)``, the same ``d`` for every client;
+* classification (``n_classes`` an int ≥ 2): ``y_*`` is int64 with labels in
+  ``0..n_classes-1``; regression (``n_classes is None``): ``y_*`` is float64;
+* every client has at least one training row; a test set may be empty (shape ``(0, d)``),
+  which :func:`persafl_np.data.partition.federate` only produces for one-sample clients;
+* everything is finite.
+
+Files: :meth:`FederatedDataset.save` writes a single ``.npz`` (no pickle; metadata as a
+JSON string) atomically (temporary file in the same directory, then ``os.replace``);
+:meth:`FederatedDataset.load` reads it with ``allow_pickle=False`` and re-validates it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ClientData", "FederatedDataset"]
+
+#: Version of the ``.npz`` layout written by :meth:`FederatedDataset.save`.
+FORMAT_VERSION = 1
+_FIELDS = ("X_train", "y_train", "X_test", "y_test")
+
+
+def _frozen_copy(a: Any, dtype: type, name: str) -> np.ndarray:
+    arr = np.asarray(a)
+    if dtype is np.int64 and arr.dtype.kind not in "iub":
+        # Float labels are accepted only when they are exact integers; no silent rounding.
+        if arr.dtype.kind != "f" or not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise ValueError(f"{name} must hold integer class labels, got dtype {arr.dtype}")
+    if dtype is np.float64 and arr.dtype.kind not in "iubf":
+        raise ValueError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    out = np.array(arr, dtype=dtype, order="C", copy=True)
+    out.setflags(write=False)
+    return out
+
+
+@dataclass(frozen=True)
+class ClientData:
+    """One client's local data (read-only NumPy arrays).
+
+    Attributes
+    ----------
+    X_train, y_train: the rows that define f_i (``(m_i, d)`` float64 and ``(m_i,)``).
+    X_test, y_test: held-out rows of the same client (``(m_i', d)`` and ``(m_i',)``; may be empty).
+
+    ``y`` is kept in the dtype it was given (integers stay integers, floats stay floats);
+    :class:`FederatedDataset` then fixes it to int64 (classification) or float64 (regression).
+    """
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+
+    def __post_init__(self) -> None:
+        for split in ("train", "test"):
+            X = np.asarray(getattr(self, f"X_{split}"))
+            y = np.asarray(getattr(self, f"y_{split}"))
+            if X.ndim != 2:
+                raise ValueError(f"X_{split} must be 2-D (m, d), got shape {X.shape}")
+            if y.ndim != 1 or y.shape[0] != X.shape[0]:
+                raise ValueError(
+                    f"y_{split} must be 1-D with one entry per row of X_{split} ({X.shape[0]}), "
+                    f"got shape {y.shape}"
+                )
+            ydtype = np.int64 if y.dtype.kind in "iub" else np.float64
+            object.__setattr__(self, f"X_{split}", _frozen_copy(X, np.float64, f"X_{split}"))
+            object.__setattr__(self, f"y_{split}", _frozen_copy(y, ydtype, f"y_{split}"))
+        if self.X_train.shape[0] < 1:
+            raise ValueError("X_train must have at least one row (f_i needs data)")
+        if self.X_train.shape[1] < 1:
+            raise ValueError(
+                f"X_train must have at least one feature, got shape {self.X_train.shape}"
+            )
+        if self.X_test.shape[1] != self.X_train.shape[1]:
+            raise ValueError(
+                f"X_test must have {self.X_train.shape[1]} columns like X_train, "
+                f"got shape {self.X_test.shape}"
+            )
+        for name in _FIELDS:
+            if not np.all(np.isfinite(getattr(self, name))):
+                raise ValueError(f"{name} contains NaN or Inf")
+
+    @property
+    def n_train(self) -> int:
+        """m_i, the number of training rows."""
+        return int(self.X_train.shape[0])
+
+    @property
+    def n_test(self) -> int:
+        """Number of test rows (possibly 0)."""
+        return int(self.X_test.shape[0])
+
+
+@dataclass(frozen=True)
+class FederatedDataset:
+    """n clients' data sets with a shared feature space.
+
+    Attributes
+    ----------
+    clients: one :class:`ClientData` per client i = 0..n-1.
+    n_features: d, the number of columns of every ``X``.
+    n_classes: C ≥ 2 for classification (labels ``0..C-1``), ``None`` for regression.
+    name: a short human-readable description (recorded in saved files and reports).
+    """
+
+    clients: tuple[ClientData, ...]
+    n_features: int
+    n_classes: int | None
+    name: str
+
+    def __post_init__(self) -> None:
+        clients = tuple(self.clients)
+        if len(clients) < 1:
+            raise ValueError("clients must hold at least one ClientData, got 0")
+        for i, c in enumerate(clients):
+            if not isinstance(c, ClientData):
+                raise ValueError(f"clients[{i}] must be a ClientData, got {type(c).__name__}")
+        object.__setattr__(self, "clients", clients)
+        if isinstance(self.n_features, bool) or int(self.n_features) != self.n_features:
+            raise ValueError(f"n_features must be an int >= 1, got {self.n_features!r}")
+        d = int(self.n_features)
+        if d < 1:
+            raise ValueError(f"n_features must be an int >= 1, got {self.n_features!r}")
+        object.__setattr__(self, "n_features", d)
+        if not isinstance(self.name, str):
+            raise ValueError(f"name must be a str, got {type(self.name).__name__}")
+        for i, c in enumerate(clients):
+            if c.X_train.shape[1] != d:
+                raise ValueError(
+                    f"clients[{i}].X_train has {c.X_train.shape[1]} features, n_features is {d}"
+                )
+        if self.n_classes is None:
+            object.__setattr__(
+                self,
+                "clients",
+                tuple(_with_label_dtype(c, np.float64, i) for i, c in enumerate(clients)),
+            )
+            return
+        if isinstance(self.n_classes, bool) or int(self.n_classes) != self.n_classes:
+            raise ValueError(f"n_classes must be an int >= 2 or None, got {self.n_classes!r}")
+        C = int(self.n_classes)
+        if C < 2:
+            raise ValueError(f"n_classes must be an int >= 2 or None, got {self.n_classes!r}")
+        object.__setattr__(self, "n_classes", C)
+        checked = []
+        for i, c in enumerate(clients):
+            c = _with_label_dtype(c, np.int64, i)
+            for split in ("y_train", "y_test"):
+                y = getattr(c, split)
+                if y.size and (y.min() < 0 or y.max() >= C):
+                    raise ValueError(
+                        f"clients[{i}].{split} labels must lie in 0..{C - 1}, "
+                        f"got range {y.min()}..{y.max()}"
+                    )
+            checked.append(c)
+        object.__setattr__(self, "clients", tuple(checked))
+
+    @property
+    def n_clients(self) -> int:
+        """n, the number of clients."""
+        return len(self.clients)
+
+    @property
+    def train_sizes(self) -> np.ndarray:
+        """(m_0, …, m_{n-1}), the number of training rows per client (int64)."""
+        return np.array([c.n_train for c in self.clients], dtype=np.int64)
+
+    @property
+    def test_sizes(self) -> np.ndarray:
+        """Number of test rows per client (int64)."""
+        return np.array([c.n_test for c in self.clients], dtype=np.int64)
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the data set to ``path`` as one ``.npz`` file, atomically; return the path.
+
+        The file is written to a temporary name in the destination directory and then
+        renamed over ``path``, so a reader never sees a half-written file. ``path`` is used
+        verbatim (NumPy's automatic ``.npz`` suffix is not added).
+        """
+        path = Path(path)
+        meta = {
+            "format": "persafl_np.FederatedDataset",
+            "version": FORMAT_VERSION,
+            "n_clients": self.n_clients,
+            "n_features": self.n_features,
+            "n_classes": self.n_classes,
+            "name": self.name,
+        }
+        arrays: dict[str, np.ndarray] = {"meta": np.array(json.dumps(meta, sort_keys=True))}
+        for i, c in enumerate(self.clients):
+            for field in _FIELDS:
+                arrays[f"client{i}_{field}"] = getattr(c, field)
+        directory = path.parent if str(path.parent) else Path(".")
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, allow_pickle=False, **arrays)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> FederatedDataset:
+        """Read a file written by :meth:`save` (``allow_pickle=False``) and validate it."""
+        with np.load(Path(path), allow_pickle=False) as f:
+            if "meta" not in f.files:
+                raise ValueError(f"path {str(path)!r} is not a saved FederatedDataset (no 'meta')")
+            meta = json.loads(str(f["meta"][()]))
+            if meta.get("format") != "persafl_np.FederatedDataset":
+                raise ValueError(f"path {str(path)!r} is not a saved FederatedDataset")
+            if meta.get("version") != FORMAT_VERSION:
+                raise ValueError(
+                    f"path {str(path)!r} has format version {meta.get('version')!r}; "
+                    f"this persafl_np reads version {FORMAT_VERSION}"
+                )
+            n = int(meta["n_clients"])
+            missing = [
+                f"client{i}_{fld}" for i in range(n) for fld in _FIELDS
+                if f"client{i}_{fld}" not in f.files
+            ]
+            if missing:
+                raise ValueError(f"path {str(path)!r} is missing arrays {missing[:4]}")
+            clients = tuple(
+                ClientData(**{fld: f[f"client{i}_{fld}"] for fld in _FIELDS}) for i in range(n)
+            )
+        return cls(
+            clients=clients,
+            n_features=meta["n_features"],
+            n_classes=meta["n_classes"],
+            name=meta["name"],
+        )
+
+
+def _with_label_dtype(c: ClientData, dtype: type, i: int) -> ClientData:
+    """``c`` with both label arrays in ``dtype`` (int64 labels or float64 targets)."""
+    if c.y_train.dtype == dtype and c.y_test.dtype == dtype:
+        return c
+    return ClientData(
+        c.X_train,
+        _frozen_copy(c.y_train, dtype, f"clients[{i}].y_train"),
+        c.X_test,
+        _frozen_copy(c.y_test, dtype, f"clients[{i}].y_test"),
+    )
