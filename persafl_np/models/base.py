@@ -25,13 +25,24 @@ Contract
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from persafl_np.backend import to_numpy
 
-__all__ = ["MAX_DENSE_HESSIAN", "Model", "check_data", "check_nonneg", "check_params"]
+__all__ = [
+    "MAX_DENSE_HESSIAN",
+    "DesignNorms",
+    "Model",
+    "check_data",
+    "check_nonneg",
+    "check_params",
+    "check_xy",
+    "design_norms",
+    "refuse_dense",
+]
 
 #: ``hessian`` refuses to build a dense matrix with more than this many parameters
 #: (4096² float64 = 128 MiB); use ``hvp`` instead.
@@ -151,3 +162,69 @@ def check_nonneg(value: float, name: str) -> float:
     if not math.isfinite(v) or v < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return v
+
+
+def check_xy(X: Any, y: Any) -> None:
+    """O(1) shape check of a data pair on every evaluation: ``X`` is (m, d), ``y`` is (m,)."""
+    if len(X.shape) != 2:
+        raise ValueError(f"X must be 2-D (m samples, d features), got shape {tuple(X.shape)}")
+    if tuple(y.shape) != (X.shape[0],):
+        raise ValueError(f"y must have shape ({X.shape[0]},), got {tuple(y.shape)}")
+
+
+def refuse_dense(p: int) -> None:
+    """Raise ``ValueError`` when a dense p×p Hessian exceeds :data:`MAX_DENSE_HESSIAN`."""
+    if p > MAX_DENSE_HESSIAN:
+        raise ValueError(
+            f"hessian: {p} parameters exceed MAX_DENSE_HESSIAN={MAX_DENSE_HESSIAN}; use hvp"
+        )
+
+
+@dataclass(frozen=True)
+class DesignNorms:
+    """Host-side norms of a design matrix X (m×d) that the constants of theory/models.md use.
+
+    Attributes
+    ----------
+    m: number of samples.
+    spec2_over_m: ‖X‖₂²/m = λ_max(XᵀX/m).
+    spec_over_sqrt_m: ‖X‖₂/√m.
+    max_row: max_j ‖x_j‖.
+    mean_row: (1/m) Σ_j ‖x_j‖.
+    mean_row_cubed: (1/m) Σ_j ‖x_j‖³.
+    """
+
+    m: int
+    spec2_over_m: float
+    spec_over_sqrt_m: float
+    max_row: float
+    mean_row: float
+    mean_row_cubed: float
+
+    @property
+    def cubic(self) -> float:
+        """min(max_j‖x_j‖·‖X‖₂²/m, (1/m)Σ_j‖x_j‖³): the data factor of every ρ (eq. (M-3))."""
+        return min(self.max_row * self.spec2_over_m, self.mean_row_cubed)
+
+    @property
+    def linear(self) -> float:
+        """min((1/m)Σ_j‖x_j‖, ‖X‖₂/√m): the data factor of every finite B (eq. (M-4))."""
+        return min(self.mean_row, self.spec_over_sqrt_m)
+
+
+def design_norms(X: Any) -> DesignNorms:
+    """Compute :class:`DesignNorms` of ``X`` on the host in float64."""
+    Xn = np.asarray(to_numpy(X), dtype=np.float64)
+    if Xn.ndim != 2 or Xn.shape[0] < 1:
+        raise ValueError(f"X must be 2-D with at least one row, got shape {Xn.shape}")
+    m = Xn.shape[0]
+    spec = float(np.linalg.norm(Xn, 2)) if Xn.size else 0.0
+    rows = np.linalg.norm(Xn, axis=1)
+    return DesignNorms(
+        m=m,
+        spec2_over_m=spec * spec / m,
+        spec_over_sqrt_m=spec / math.sqrt(m),
+        max_row=float(rows.max()),
+        mean_row=float(rows.mean()),
+        mean_row_cubed=float(np.mean(rows**3)),
+    )

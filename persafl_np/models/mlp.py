@@ -1,0 +1,208 @@
+"""One-hidden-layer perceptron with softmax output and cross-entropy loss (theory/models.md §MLP).
+
+Flat parameter layout (all blocks row-major), p = d·h + h + h·C + C:
+
+    w = [ vec(W1) (d×h) | b1 (h) | vec(W2) (h×C) | b2 (C) ].
+
+Forward pass (eq. (MLP-1)), σ = tanh or softplus applied elementwise:
+
+    A = XW1 + 1b1ᵀ,  S = σ(A),  Z = SW2 + 1b2ᵀ,  P = softmax(Z),
+    f(w) = (1/m)Σ_j [logsumexp(z_j) − z_{j,y_j}] + (l2/2)‖w‖²   (l2 acts on all parameters).
+
+The gradient is reverse-mode differentiation written by hand (eq. (MLP-2)); the
+Hessian-vector product is Pearlmutter's R-operator applied to that backward pass
+(eq. (MLP-3)), exact and vectorized over samples *and* over a batch of directions; the dense
+Hessian is the R-operator applied to the identity in column blocks.
+
+Constants (Prop. MLP-1): for every data set, every h ≥ 1, C ≥ 2, l2 ≥ 0 and both
+activations, sup_w‖∇²f(w)‖ = ∞, the Hessian is not Lipschitz and ‖∇f‖ is unbounded, so
+``smoothness``, ``hessian_lipschitz`` and ``grad_bound`` all return ``math.inf``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from persafl_np.backend import array_namespace
+from persafl_np.models.base import (
+    MAX_DENSE_HESSIAN,
+    check_data,
+    check_nonneg,
+    check_params,
+    check_xy,
+    refuse_dense,
+)
+from persafl_np.models.softmax import log_softmax, one_hot, softmax_jvp
+
+__all__ = ["ACTIVATIONS", "MLP"]
+
+#: Smooth activations accepted by :class:`MLP`.
+ACTIVATIONS = ("tanh", "softplus")
+
+# Directions per R-operator block when building the dense Hessian: bounds memory at
+# about _HESS_BLOCK_ELEMS floats for the (k, m, max(h, C)) intermediates.
+_HESS_BLOCK_ELEMS = 1 << 22
+
+
+def _activation(xp: Any, name: str, A: Any) -> tuple[Any, Any, Any]:
+    """σ(A), σ'(A), σ''(A) for tanh or softplus (eq. (MLP-1))."""
+    if name == "tanh":
+        T = xp.tanh(A)
+        d1 = 1.0 - T * T
+        return T, d1, -2.0 * T * d1
+    # softplus: σ = log(1+eᵃ), σ' = logistic(a), σ'' = logistic(a)·logistic(−a).
+    lp = -xp.logaddexp(0.0, -A)
+    lm = -xp.logaddexp(0.0, A)
+    return xp.logaddexp(0.0, A), xp.exp(lp), xp.exp(lp + lm)
+
+
+@dataclass(frozen=True)
+class MLP:
+    """d → h (tanh or softplus) → C softmax net; n_hidden ≥ 1, n_classes ≥ 2, l2 ≥ 0."""
+
+    n_hidden: int
+    n_classes: int
+    activation: str = "tanh"
+    l2: float = 0.0
+    is_classifier = True
+
+    def __post_init__(self) -> None:
+        for name, lo in (("n_hidden", 1), ("n_classes", 2)):
+            val = getattr(self, name)
+            if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or int(val) < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}, got {val!r}")
+            object.__setattr__(self, name, int(val))
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        object.__setattr__(self, "l2", check_nonneg(self.l2, "l2"))
+
+    # ----------------------------------------------------------------- layout
+    def num_params(self, n_features: int) -> int:
+        d = int(n_features)
+        if d < 1:
+            raise ValueError(f"n_features must be >= 1, got {n_features}")
+        h, C = self.n_hidden, self.n_classes
+        return d * h + h + h * C + C
+
+    def init_params(self, rng: np.random.Generator, n_features: int) -> np.ndarray:
+        """W1 ~ N(0, 1/d), W2 ~ N(0, 1/h) (variance-preserving), biases 0."""
+        d, h, C = int(n_features), self.n_hidden, self.n_classes
+        self.num_params(d)
+        W1 = rng.normal(0.0, 1.0 / math.sqrt(d), size=d * h)
+        W2 = rng.normal(0.0, 1.0 / math.sqrt(h), size=h * C)
+        return np.concatenate([W1, np.zeros(h), W2, np.zeros(C)])
+
+    def _split(self, xp: Any, w: Any, d: int) -> tuple[Any, Any, Any, Any]:
+        """Views (W1, b1, W2, b2) of a flat vector; a leading batch axis is kept if present."""
+        h, C = self.n_hidden, self.n_classes
+        lead = tuple(w.shape[:-1])
+        o1, o2, o3 = d * h, d * h + h, d * h + h + h * C
+        return (
+            xp.reshape(w[..., :o1], lead + (d, h)),
+            w[..., o1:o2],
+            xp.reshape(w[..., o2:o3], lead + (h, C)),
+            w[..., o3:],
+        )
+
+    def _join(self, xp: Any, parts: tuple[Any, ...], lead: tuple[int, ...]) -> Any:
+        return xp.concat([xp.reshape(p, lead + (-1,)) for p in parts], axis=-1)
+
+    # ----------------------------------------------------------------- passes
+    def _check(self, w: Any, X: Any, y: Any) -> Any:
+        check_xy(X, y)
+        check_params(w, self.num_params(X.shape[1]))
+        return array_namespace(w, X, y)
+
+    def _forward(self, xp: Any, w: Any, X: Any) -> dict[str, Any]:
+        W1, b1, W2, b2 = self._split(xp, w, X.shape[1])
+        A = X @ W1 + b1
+        S, dS, d2S = _activation(xp, self.activation, A)
+        Z = S @ W2 + b2
+        return {"W1": W1, "W2": W2, "S": S, "dS": dS, "d2S": d2S, "Z": Z}
+
+    def loss(self, w: Any, X: Any, y: Any) -> Any:
+        """f(w), eq. (MLP-1)."""
+        xp = self._check(w, X, y)
+        fw = self._forward(xp, w, X)
+        Y = one_hot(y, self.n_classes, X.dtype)
+        return -xp.sum(Y * log_softmax(fw["Z"])) / X.shape[0] + 0.5 * self.l2 * xp.sum(w * w)
+
+    def _backward(self, xp: Any, fw: dict[str, Any], X: Any, y: Any) -> dict[str, Any]:
+        P = xp.exp(log_softmax(fw["Z"]))
+        D = (P - one_hot(y, self.n_classes, X.dtype)) / X.shape[0]
+        dS = D @ fw["W2"].T
+        return {"P": P, "D": D, "dSum": dS, "dA": dS * fw["dS"]}
+
+    def grad(self, w: Any, X: Any, y: Any) -> Any:
+        """∇f(w) by hand-written back-propagation, eq. (MLP-2)."""
+        xp = self._check(w, X, y)
+        fw = self._forward(xp, w, X)
+        bw = self._backward(xp, fw, X, y)
+        parts = (X.T @ bw["dA"], xp.sum(bw["dA"], axis=0), fw["S"].T @ bw["D"],
+                 xp.sum(bw["D"], axis=0))
+        return self._join(xp, parts, ()) + self.l2 * w
+
+    def _rop(self, xp: Any, w: Any, V: Any, X: Any, y: Any) -> Any:
+        """∇²f(w) applied to the rows of V (k, p): the R-operator of eq. (MLP-3)."""
+        fw = self._forward(xp, w, X)
+        bw = self._backward(xp, fw, X, y)
+        VW1, Vb1, VW2, Vb2 = self._split(xp, V, X.shape[1])
+        Vb1, Vb2 = xp.expand_dims(Vb1, axis=-2), xp.expand_dims(Vb2, axis=-2)
+        RA = X @ VW1 + Vb1                                   # (k, m, h)
+        RS = fw["dS"] * RA
+        RZ = RS @ fw["W2"] + fw["S"] @ VW2 + Vb2              # (k, m, C)
+        RD = softmax_jvp(bw["P"], RZ) / X.shape[0]
+        RgW2 = xp.matrix_transpose(RS) @ bw["D"] + fw["S"].T @ RD
+        RdS = RD @ fw["W2"].T + bw["D"] @ xp.matrix_transpose(VW2)
+        RdA = RdS * fw["dS"] + bw["dSum"] * fw["d2S"] * RA
+        parts = (X.T @ RdA, xp.sum(RdA, axis=-2), RgW2, xp.sum(RD, axis=-2))
+        return self._join(xp, parts, (V.shape[0],)) + self.l2 * V
+
+    def hvp(self, w: Any, v: Any, X: Any, y: Any) -> Any:
+        """∇²f(w) v, exact, by the R-operator (Pearlmutter 1994), eq. (MLP-3)."""
+        xp = self._check(w, X, y)
+        check_params(v, self.num_params(X.shape[1]), "v")
+        return self._rop(xp, w, xp.expand_dims(v, axis=0), X, y)[0, ...]
+
+    def hessian(self, w: Any, X: Any, y: Any) -> Any:
+        """Dense ∇²f(w): the R-operator on blocks of identity columns (exact, eq. (MLP-3))."""
+        xp = self._check(w, X, y)
+        p = self.num_params(X.shape[1])
+        refuse_dense(p)
+        eye = xp.eye(p, dtype=X.dtype)
+        width = max(self.n_hidden, self.n_classes, X.shape[1])
+        k = max(1, min(MAX_DENSE_HESSIAN, _HESS_BLOCK_ELEMS // (X.shape[0] * width)))
+        cols = [self._rop(xp, w, eye[i:i + k, :], X, y) for i in range(0, p, k)]
+        # Row i is ∇²f(w) e_i, i.e. column i; no symmetrization, so tests can check symmetry.
+        return xp.concat(cols, axis=0)
+
+    # -------------------------------------------------------------- constants
+    def smoothness(self, X: Any, y: Any) -> float:
+        """∞: no global L exists for any data set (theory/models.md, Prop. MLP-1)."""
+        return math.inf
+
+    def hessian_lipschitz(self, X: Any, y: Any) -> float:
+        """∞: the Hessian is not globally Lipschitz for any data set (Prop. MLP-1)."""
+        return math.inf
+
+    def grad_bound(self, X: Any, y: Any) -> float:
+        """∞: ‖∇f‖ is unbounded for any data set, even with l2 = 0 (Prop. MLP-1)."""
+        return math.inf
+
+    def is_convex(self) -> bool:
+        return False
+
+    def predict(self, w: Any, X: Any) -> Any:
+        """argmax_c of the output logits, integer labels."""
+        if len(X.shape) != 2:
+            raise ValueError(f"X must be 2-D (m samples, d features), got shape {tuple(X.shape)}")
+        check_params(w, self.num_params(X.shape[1]))
+        xp = array_namespace(w, X)
+        return xp.argmax(self._forward(xp, w, X)["Z"], axis=1)
+
+    def check_data(self, X: Any, y: Any) -> None:
+        check_data(X, y, n_classes=self.n_classes)
