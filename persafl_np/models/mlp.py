@@ -176,7 +176,7 @@ class MLP:
         eye = xp.eye(p, dtype=X.dtype)
         width = max(self.n_hidden, self.n_classes, X.shape[1])
         k = max(1, min(MAX_DENSE_HESSIAN, _HESS_BLOCK_ELEMS // (X.shape[0] * width)))
-        cols = [self._rop(xp, w, eye[i:i + k, :], X, y) for i in range(0, p, k)]
+        cols = [self._rop(xp, w, eye[i:min(i + k, p), :], X, y) for i in range(0, p, k)]
         # Row i is ∇²f(w) e_i, i.e. column i; no symmetrization, so tests can check symmetry.
         return xp.concat(cols, axis=0)
 

@@ -1,0 +1,540 @@
+"""Numerical checks of hand-written derivatives and constants, for built-in and users' models.
+
+Every check takes plain callables over a flat parameter vector (``f(w)``, ``grad(w)``,
+``hvp(w, v)``, ``hessian(w)``) so it works for any model; :func:`check_model` binds a
+:class:`~persafl_np.models.base.Model` and its data and runs them all. The arrays may live in
+any supported namespace (NumPy, CuPy, ``array_api_strict``); perturbation directions are drawn
+on the host from a ``numpy.random.Generator`` and moved next to ``w``, and outputs are
+compared on the host in float64. Each check returns a frozen result object, not a bool.
+
+Finite-difference tolerances (theory/models.md §CHK, eq. (CHK-1))
+-----------------------------------------------------------------
+A central difference D_h = (φ(h) − φ(−h))/(2h) of a C³ function φ along a unit direction has
+
+    |D_h − φ'(0)| ≤ h²·sup|φ'''|/6  (truncation)  +  ε_f/h  (rounding of the two values),
+
+where ε_f is the absolute rounding error of one evaluation (≈ a few ulps of |φ|). The default
+h = ε^{1/3} ≈ 6e-6 balances the two. The truncation term is *estimated* from the data rather
+than assumed: D_{2h} − D_h = h²φ'''/2 + O(h⁴), i.e. three times the truncation error of D_h, so
+``|D_{2h} − D_h|`` is a conservative estimate of it. A direction passes when
+
+    |D_h − analytic| ≤ rtol·max(|analytic|, |D_h|) + |D_{2h} − D_h| + 64·ε·max|φ(±h)|/h.
+
+The factor 64 covers the rounding of a sum of many terms inside φ. Exact-vs-exact comparisons
+(:func:`check_hessian`) allow only rounding: rtol·(|H||v|)_max, with rtol = 1e-9.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from persafl_np.backend import to_device_like, to_numpy
+
+__all__ = [
+    "BoundCheck",
+    "DerivativeCheck",
+    "LipschitzCheck",
+    "ModelCheck",
+    "check_grad",
+    "check_grad_bound",
+    "check_hessian",
+    "check_hessian_lipschitz",
+    "check_hvp",
+    "check_model",
+    "check_smoothness",
+]
+
+_EPS = float(np.finfo(np.float64).eps)
+#: Default central-difference step ε^{1/3} (eq. (CHK-1)).
+DEFAULT_STEP = _EPS ** (1.0 / 3.0)
+#: Parameter count up to which the default directions are all coordinate axes.
+MAX_AXIS_DIRECTIONS = 64
+_ROUNDING_FACTOR = 64.0
+
+
+@dataclass(frozen=True)
+class DerivativeCheck:
+    """Result of comparing an analytic derivative with a reference.
+
+    Attributes
+    ----------
+    kind: ``"grad"``, ``"hvp"`` or ``"hessian"``.
+    max_abs_error: max over directions of ‖reference − analytic‖_∞.
+    max_rel_error: max over directions of that error / max(‖analytic‖_∞, ‖reference‖_∞).
+    worst_excess: max over directions of error / tolerance (``ok`` iff ≤ 1).
+    n_checked: number of directions compared.
+    step: the finite-difference step h (0 for exact-vs-exact checks).
+    ok: every direction within its tolerance (eq. (CHK-1)).
+    max_asymmetry: for ``"hessian"``, max|H − Hᵀ| / max|H|; else 0.
+    """
+
+    kind: str
+    max_abs_error: float
+    max_rel_error: float
+    worst_excess: float
+    n_checked: int
+    step: float
+    ok: bool
+    max_asymmetry: float = 0.0
+
+
+@dataclass(frozen=True)
+class LipschitzCheck:
+    """Result of sampling pairs (w, u) against a claimed Lipschitz constant.
+
+    Attributes
+    ----------
+    constant: the claimed constant (L or ρ).
+    worst_ratio: max over pairs of ‖F(w) − F(u)‖ / (constant·‖w − u‖); must be ≤ 1.
+    worst_distance: ‖w − u‖ of the worst pair.
+    worst_spread: distance of the worst pair's first point from the base point.
+    n_checked: number of pairs.
+    ok: every pair satisfies ‖F(w) − F(u)‖ ≤ constant·‖w − u‖·(1 + rtol) + rounding allowance.
+    """
+
+    constant: float
+    worst_ratio: float
+    worst_distance: float
+    worst_spread: float
+    n_checked: int
+    ok: bool
+
+
+@dataclass(frozen=True)
+class BoundCheck:
+    """Result of sampling points against a claimed gradient bound B.
+
+    Attributes
+    ----------
+    bound: the claimed B.
+    worst_ratio: max over points of ‖∇f(w)‖ / B (0 when B = ∞).
+    largest_norm: max over points of ‖∇f(w)‖.
+    n_checked: number of points.
+    ok: worst_ratio ≤ 1 + rtol.
+    """
+
+    bound: float
+    worst_ratio: float
+    largest_norm: float
+    n_checked: int
+    ok: bool
+
+
+@dataclass(frozen=True)
+class ModelCheck:
+    """All checks of one model on one data set (:func:`check_model`).
+
+    ``hessian`` and ``hessian_lipschitz`` are ``None`` when the dense Hessian was skipped.
+    """
+
+    grad: DerivativeCheck
+    hvp: DerivativeCheck
+    hessian: DerivativeCheck | None
+    smoothness: LipschitzCheck
+    hessian_lipschitz: LipschitzCheck | None
+    grad_bound: BoundCheck
+
+    @property
+    def ok(self) -> bool:
+        parts = (self.grad, self.hvp, self.hessian, self.smoothness, self.hessian_lipschitz,
+                 self.grad_bound)
+        return all(p.ok for p in parts if p is not None)
+
+
+# ------------------------------------------------------------------ validation / plumbing
+def _rng(rng: np.random.Generator | int | None) -> np.random.Generator:
+    if rng is None:
+        return np.random.default_rng(0)
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng >= 0:
+        return np.random.default_rng(int(rng))
+    raise ValueError(f"rng must be a numpy.random.Generator, a seed >= 0 or None, got {rng!r}")
+
+
+def _positive(value: float, name: str) -> float:
+    v = float(value)
+    if not math.isfinite(v) or v <= 0.0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return v
+
+
+def _count(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _constant(value: float, name: str) -> float:
+    v = float(value)
+    if math.isnan(v) or v < 0.0:
+        raise ValueError(f"{name} must be >= 0 (math.inf allowed), got {value!r}")
+    return v
+
+
+def _host(a: Any) -> np.ndarray:
+    return np.asarray(to_numpy(a), dtype=np.float64)
+
+
+def _flat_params(w: Any) -> np.ndarray:
+    wn = _host(w)
+    if wn.ndim != 1 or wn.size < 1:
+        raise ValueError(f"w must be a non-empty 1-D parameter vector, got shape {wn.shape}")
+    if not np.all(np.isfinite(wn)):
+        raise ValueError("w contains NaN or Inf")
+    return wn
+
+
+def _unit_rows(a: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(a, axis=1, keepdims=True)
+    if np.any(n == 0):
+        raise ValueError("directions must be nonzero vectors")
+    return a / n
+
+
+def _directions(
+    directions: Any, p: int, rng: np.random.Generator, n_directions: int, unit: bool
+) -> np.ndarray:
+    """Rows to probe: given ones, all axes (p ≤ MAX_AXIS_DIRECTIONS) or random Gaussian ones."""
+    if directions is not None:
+        D = _host(directions)
+        if D.ndim == 1:
+            D = D[None, :]
+        if D.ndim != 2 or D.shape[1] != p or D.shape[0] < 1:
+            raise ValueError(f"directions must have shape (k, {p}) or ({p},), got {D.shape}")
+        if not np.all(np.isfinite(D)):
+            raise ValueError("directions contain NaN or Inf")
+        return _unit_rows(D) if unit else D
+    if p <= MAX_AXIS_DIRECTIONS:
+        return np.eye(p)
+    return _unit_rows(rng.standard_normal((n_directions, p)))
+
+
+# ------------------------------------------------------------------ derivative checks
+def _fd_excess(
+    fd_h: np.ndarray, fd_2h: np.ndarray, analytic: np.ndarray, scale: float, h: float, rtol: float
+) -> tuple[float, float, float]:
+    """(abs error, rel error, error/tolerance) of one direction, tolerance of eq. (CHK-1)."""
+    err = float(np.max(np.abs(fd_h - analytic)))
+    mag = max(float(np.max(np.abs(analytic))), float(np.max(np.abs(fd_h))))
+    trunc = float(np.max(np.abs(fd_2h - fd_h)))
+    tol = rtol * mag + trunc + _ROUNDING_FACTOR * _EPS * scale / h
+    rel = err / mag if mag > 0 else (0.0 if err == 0 else math.inf)
+    excess = err / tol if tol > 0 else (0.0 if err == 0 else math.inf)
+    return err, rel, excess
+
+
+def _summarize(kind: str, rows: list[tuple[float, float, float]], h: float) -> DerivativeCheck:
+    errs, rels, exc = (np.array(c, dtype=np.float64) for c in zip(*rows, strict=True))
+    worst = float(exc.max())
+    return DerivativeCheck(
+        kind=kind,
+        max_abs_error=float(errs.max()),
+        max_rel_error=float(rels.max()),
+        worst_excess=worst,
+        n_checked=len(rows),
+        step=h,
+        ok=bool(worst <= 1.0),
+    )
+
+
+def check_grad(
+    f: Callable[[Any], Any],
+    grad: Callable[[Any], Any],
+    w: Any,
+    *,
+    directions: Any = None,
+    n_directions: int = 16,
+    rng: np.random.Generator | int | None = None,
+    step: float = DEFAULT_STEP,
+    rtol: float = 1e-6,
+) -> DerivativeCheck:
+    """Compare ∇f(w)·u with central differences of f along unit directions u (eq. (CHK-1)).
+
+    Parameters
+    ----------
+    f, grad: ``f(w)`` → scalar (0-d array or float), ``grad(w)`` → array of ``w``'s shape.
+    w: 1-D parameter vector (any supported namespace).
+    directions: (k, p) or (p,) array of probe directions (normalized here); by default all
+        coordinate axes when p ≤ 64, else ``n_directions`` random unit vectors from ``rng``.
+    step: h > 0; rtol > 0: relative tolerance on top of the estimated FD error.
+    """
+    wn = _flat_params(w)
+    h, rtol = _positive(step, "step"), _positive(rtol, "rtol")
+    n_directions = _count(n_directions, "n_directions")
+    U = _directions(directions, wn.size, _rng(rng), n_directions, unit=True)
+    g = _host(grad(w))
+    if g.shape != wn.shape:
+        raise ValueError(f"grad(w) must have shape {wn.shape}, got {g.shape}")
+    rows = []
+    for u in U:
+        ux = to_device_like(u, w)
+        vals = [float(_host(f(w + s * ux))) for s in (h, -h, 2 * h, -2 * h)]
+        fd_h = np.array([(vals[0] - vals[1]) / (2 * h)])
+        fd_2h = np.array([(vals[2] - vals[3]) / (4 * h)])
+        rows.append(_fd_excess(fd_h, fd_2h, np.array([g @ u]), max(map(abs, vals)), h, rtol))
+    return _summarize("grad", rows, h)
+
+
+def check_hvp(
+    grad: Callable[[Any], Any],
+    hvp: Callable[[Any, Any], Any],
+    w: Any,
+    v: Any = None,
+    *,
+    n_directions: int = 8,
+    rng: np.random.Generator | int | None = None,
+    step: float = DEFAULT_STEP,
+    rtol: float = 1e-6,
+) -> DerivativeCheck:
+    """Compare ``hvp(w, v)`` with central differences of ``grad`` along v (eq. (CHK-1)).
+
+    ``v`` is a (p,) vector or (k, p) array of directions (not normalized: the FD is taken along
+    v/‖v‖ and rescaled by ‖v‖); by default ``n_directions`` random Gaussian vectors.
+    """
+    wn = _flat_params(w)
+    h, rtol = _positive(step, "step"), _positive(rtol, "rtol")
+    n_directions = _count(n_directions, "n_directions")
+    if v is None:
+        V = _rng(rng).standard_normal((n_directions, wn.size))
+    else:
+        V = _directions(v, wn.size, _rng(rng), n_directions, unit=False)
+    rows = []
+    for vv in V:
+        nv = float(np.linalg.norm(vv))
+        if nv == 0.0:
+            raise ValueError("v must be nonzero")
+        ux = to_device_like(vv / nv, w)
+        gs = [_host(grad(w + s * ux)) for s in (h, -h, 2 * h, -2 * h)]
+        fd_h = (gs[0] - gs[1]) / (2 * h) * nv
+        fd_2h = (gs[2] - gs[3]) / (4 * h) * nv
+        an = _host(hvp(w, to_device_like(vv, w)))
+        if an.shape != wn.shape:
+            raise ValueError(f"hvp(w, v) must have shape {wn.shape}, got {an.shape}")
+        scale = max(float(np.max(np.abs(gg))) for gg in gs) * nv
+        rows.append(_fd_excess(fd_h, fd_2h, an, scale, h, rtol))
+    return _summarize("hvp", rows, h)
+
+
+def check_hessian(
+    hessian: Callable[[Any], Any],
+    hvp: Callable[[Any, Any], Any],
+    w: Any,
+    *,
+    directions: Any = None,
+    n_directions: int = 16,
+    rng: np.random.Generator | int | None = None,
+    rtol: float = 1e-9,
+) -> DerivativeCheck:
+    """Compare ``hessian(w) @ v`` with ``hvp(w, v)`` and check symmetry (both exact).
+
+    Only rounding separates two exact formulas, so the tolerance per direction is
+    rtol·max_i Σ_k |H_ik||v_k| (the scale of the rounding error of H v); symmetry must hold to
+    max|H − Hᵀ| ≤ rtol·max|H|. Default directions: all axes when p ≤ 64, else random ones.
+    """
+    wn = _flat_params(w)
+    rtol = _positive(rtol, "rtol")
+    n_directions = _count(n_directions, "n_directions")
+    p = wn.size
+    H = _host(hessian(w))
+    if H.shape != (p, p):
+        raise ValueError(f"hessian(w) must have shape ({p}, {p}), got {H.shape}")
+    V = _directions(directions, p, _rng(rng), n_directions, unit=False)
+    rows = []
+    for vv in V:
+        an = _host(hvp(w, to_device_like(vv, w)))
+        ref = H @ vv
+        err = float(np.max(np.abs(ref - an)))
+        mag = max(float(np.max(np.abs(ref))), float(np.max(np.abs(an))))
+        tol = rtol * float(np.max(np.abs(H) @ np.abs(vv)))
+        rel = err / mag if mag > 0 else (0.0 if err == 0 else math.inf)
+        rows.append((err, rel, err / tol if tol > 0 else (0.0 if err == 0 else math.inf)))
+    res = _summarize("hessian", rows, 0.0)
+    hmax = float(np.max(np.abs(H)))
+    asym = float(np.max(np.abs(H - H.T))) / hmax if hmax > 0 else 0.0
+    return DerivativeCheck(
+        kind="hessian",
+        max_abs_error=res.max_abs_error,
+        max_rel_error=res.max_rel_error,
+        worst_excess=res.worst_excess,
+        n_checked=res.n_checked,
+        step=0.0,
+        ok=bool(res.ok and asym <= rtol),
+        max_asymmetry=asym,
+    )
+
+
+# ------------------------------------------------------------------ constants
+def _sample_pairs(
+    wn: np.ndarray,
+    rng: np.random.Generator,
+    n_pairs: int,
+    distances: Sequence[float],
+    spreads: Sequence[float],
+) -> list[tuple[np.ndarray, np.ndarray, float, float]]:
+    """Pairs (a, b): a = w + spread·unit, b = a + distance·unit, for every spread × distance."""
+    ds = [_positive(d, "distances") for d in distances]
+    ss = [float(s) for s in spreads]
+    if not ds or not ss or any(not math.isfinite(s) or s < 0 for s in ss):
+        raise ValueError("distances must be non-empty > 0 and spreads non-empty finite >= 0")
+    out = []
+    p = wn.size
+    for s in ss:
+        for d in ds:
+            for _ in range(n_pairs):
+                a = wn + s * _unit_rows(rng.standard_normal((1, p)))[0]
+                b = a + d * _unit_rows(rng.standard_normal((1, p)))[0]
+                out.append((a, b, float(np.linalg.norm(b - a)), s))
+    return out
+
+
+def _check_lipschitz(
+    fun: Callable[[Any], Any],
+    const: float,
+    w: Any,
+    norm: Callable[[np.ndarray], float],
+    rng: np.random.Generator | int | None,
+    n_pairs: int,
+    distances: Sequence[float],
+    spreads: Sequence[float],
+    rtol: float,
+) -> LipschitzCheck:
+    wn = _flat_params(w)
+    n_pairs = _count(n_pairs, "n_pairs")
+    rtol = _positive(rtol, "rtol")
+    pairs = _sample_pairs(wn, _rng(rng), n_pairs, distances, spreads)
+    if math.isinf(const):
+        return LipschitzCheck(const, 0.0, 0.0, 0.0, 0, True)
+    worst, worst_d, worst_s, ok = -1.0, 0.0, 0.0, True
+    for a, b, dist, s in pairs:
+        fa = _host(fun(to_device_like(a, w)))
+        fb = _host(fun(to_device_like(b, w)))
+        num = norm(fa - fb)
+        # Rounding of the two evaluations: a few ulps of their magnitudes (and of w's size).
+        slack = _ROUNDING_FACTOR * _EPS * (norm(fa) + norm(fb) + const * float(np.linalg.norm(a)))
+        ok = ok and num <= const * dist * (1.0 + rtol) + slack
+        ratio = num / (const * dist) if const > 0 else (0.0 if num == 0 else math.inf)
+        if ratio > worst:
+            worst, worst_d, worst_s = ratio, dist, s
+    return LipschitzCheck(const, worst, worst_d, worst_s, len(pairs), bool(ok))
+
+
+def check_smoothness(
+    grad: Callable[[Any], Any],
+    L: float,
+    w: Any,
+    *,
+    rng: np.random.Generator | int | None = None,
+    n_pairs: int = 4,
+    distances: Sequence[float] = (1e-4, 1e-2, 1.0, 100.0),
+    spreads: Sequence[float] = (0.0, 1.0, 10.0, 1000.0),
+    rtol: float = 1e-9,
+) -> LipschitzCheck:
+    """Worst ratio ‖∇f(a) − ∇f(b)‖/(L‖a − b‖) over sampled pairs (must be ≤ 1).
+
+    For each spread s and distance δ, ``n_pairs`` pairs a = w + s·u₁, b = a + δ·u₂ with random
+    unit u₁, u₂: close pairs probe the local Hessian, far pairs the global behaviour, large
+    spreads the regime of large ‖w‖. ``L = math.inf`` passes trivially (n_checked = 0).
+    """
+    return _check_lipschitz(grad, _constant(L, "L"), w, lambda a: float(np.linalg.norm(a)),
+                            rng, n_pairs, distances, spreads, rtol)
+
+
+def check_hessian_lipschitz(
+    hessian: Callable[[Any], Any],
+    rho: float,
+    w: Any,
+    *,
+    rng: np.random.Generator | int | None = None,
+    n_pairs: int = 4,
+    distances: Sequence[float] = (1e-3, 1e-1, 1.0, 10.0),
+    spreads: Sequence[float] = (0.0, 1.0, 10.0),
+    rtol: float = 1e-9,
+) -> LipschitzCheck:
+    """Worst ratio ‖∇²f(a) − ∇²f(b)‖₂/(ρ‖a − b‖) over sampled pairs (spectral norm)."""
+    return _check_lipschitz(hessian, _constant(rho, "rho"), w,
+                            lambda a: float(np.linalg.norm(a, 2)) if a.size else 0.0,
+                            rng, n_pairs, distances, spreads, rtol)
+
+
+def check_grad_bound(
+    grad: Callable[[Any], Any],
+    B: float,
+    w: Any,
+    *,
+    rng: np.random.Generator | int | None = None,
+    n_points: int = 8,
+    spreads: Sequence[float] = (0.0, 1.0, 10.0, 1e3, 1e6),
+    rtol: float = 1e-9,
+) -> BoundCheck:
+    """Worst ratio ‖∇f(a)‖/B over points a = w + s·u (random unit u) for each spread s."""
+    wn = _flat_params(w)
+    B = _constant(B, "B")
+    n_points = _count(n_points, "n_points")
+    rtol = _positive(rtol, "rtol")
+    g = _rng(rng)
+    norms = []
+    for s in spreads:
+        s = float(s)
+        if not math.isfinite(s) or s < 0:
+            raise ValueError(f"spreads must be finite and >= 0, got {s!r}")
+        for _ in range(n_points):
+            a = wn + s * _unit_rows(g.standard_normal((1, wn.size)))[0]
+            norms.append(float(np.linalg.norm(_host(grad(to_device_like(a, w))))))
+    largest = max(norms)
+    if math.isinf(B):
+        return BoundCheck(B, 0.0, largest, len(norms), True)
+    ratio = largest / B if B > 0 else (0.0 if largest == 0 else math.inf)
+    return BoundCheck(B, ratio, largest, len(norms), bool(ratio <= 1.0 + rtol))
+
+
+def check_model(
+    model: Any,
+    X: Any,
+    y: Any,
+    w: Any = None,
+    *,
+    rng: np.random.Generator | int | None = None,
+    dense: bool = True,
+) -> ModelCheck:
+    """Run every check on a :class:`~persafl_np.models.base.Model` and one data set.
+
+    ``w`` defaults to ``model.init_params(rng, d)`` in ``X``'s namespace. The dense Hessian
+    checks are skipped (``None``) when ``dense`` is false or the model has more than 256
+    parameters.
+    """
+    model.check_data(X, y)
+    g = _rng(rng)
+    d = int(X.shape[1])
+    if w is None:
+        w = to_device_like(model.init_params(g, d), X)
+
+    def f(a: Any) -> Any:
+        return model.loss(a, X, y)
+
+    def gr(a: Any) -> Any:
+        return model.grad(a, X, y)
+
+    def hv(a: Any, v: Any) -> Any:
+        return model.hvp(a, v, X, y)
+
+    def he(a: Any) -> Any:
+        return model.hessian(a, X, y)
+
+    use_dense = dense and model.num_params(d) <= 256
+    return ModelCheck(
+        grad=check_grad(f, gr, w, rng=g),
+        hvp=check_hvp(gr, hv, w, rng=g),
+        hessian=check_hessian(he, hv, w, rng=g) if use_dense else None,
+        smoothness=check_smoothness(gr, model.smoothness(X, y), w, rng=g),
+        hessian_lipschitz=(
+            check_hessian_lipschitz(he, model.hessian_lipschitz(X, y), w, rng=g)
+            if use_dense else None
+        ),
+        grad_bound=check_grad_bound(gr, model.grad_bound(X, y), w, rng=g),
+    )
