@@ -104,7 +104,7 @@ def fedprox_synthetic(
     tf = check_test_fraction(test_fraction)
     rng = as_generator(seed)
     sizes = fedprox_client_sizes(n_clients, rng, size_lognormal, min_samples)
-    sd_x = np.arange(1, d + 1, dtype=np.float64) ** -0.6  # √Σ_jj = (j^{-1.2})^{1/2}
+    sd_x = np.sqrt(np.arange(1, d + 1, dtype=np.float64) ** -1.2)  # √Σ_jj, Σ_jj = j^{-1.2}
     if iid:
         W_shared = rng.normal(0.0, 1.0, (d, C))
         b_shared = rng.normal(0.0, 1.0, C)
@@ -267,6 +267,10 @@ def shifted_least_squares(
         if not (math.isfinite(kappa) and kappa >= 1.0):
             raise ValueError(
                 f"condition_number must be a finite number >= 1, got {condition_number!r}"
+            )
+        if d == 1 and kappa != 1.0:
+            raise ValueError(
+                f"condition_number must be 1 when n_features=1 (A is 1×1), got {condition_number!r}"
             )
         if m < d:
             raise ValueError(
