@@ -1,0 +1,158 @@
+"""Measured stationarity against the bound (T1) of theory/async_theorem.md.
+
+Three figures:
+
+* :func:`plot_bound_vs_T`: (1/T)Σ_t‖∇F(w^t)‖² against T, log-log, seed band, bound dashed;
+* :func:`plot_bound_vs_tau`: the same against the staleness bound τ;
+* :func:`plot_ratio_vs_step`: measured/bound against the step scale, with C5 holding and failing
+  (theory/assumptions.md §5); the line ratio = 1 is where the bound breaks.
+
+Each takes a sequence of :class:`BoundCurve` (one per variant or setting), returns the Figure,
+and with ``path`` writes ``path`` (PNG) and the same name with ``.csv`` (tidy rows
+``label, x, seed, measured, bound, ratio``), both atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["BoundCurve", "plot_bound_vs_T", "plot_bound_vs_tau", "plot_ratio_vs_step"]
+
+
+@dataclass(frozen=True)
+class BoundCurve:
+    """One curve: ``measured`` has shape (n_seeds, len(x)); ``bound`` has shape (len(x),)."""
+
+    label: str
+    x: np.ndarray
+    measured: np.ndarray
+    bound: np.ndarray
+
+    def __post_init__(self) -> None:
+        x = np.asarray(self.x, dtype=np.float64)
+        m = np.atleast_2d(np.asarray(self.measured, dtype=np.float64))
+        b = np.asarray(self.bound, dtype=np.float64)
+        if x.ndim != 1 or x.size < 1:
+            raise ValueError(f"x must be a non-empty 1-D array, got shape {x.shape}")
+        if m.shape[1] != x.size:
+            raise ValueError(f"measured must have shape (n_seeds, {x.size}), got {m.shape}")
+        if b.shape != x.shape:
+            raise ValueError(f"bound must have shape ({x.size},), got {b.shape}")
+        if not (np.all(np.isfinite(m)) and np.all(np.isfinite(b)) and np.all(b > 0)):
+            raise ValueError("measured must be finite and bound finite and > 0")
+        object.__setattr__(self, "x", x)
+        object.__setattr__(self, "measured", m)
+        object.__setattr__(self, "bound", b)
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _save(fig, curves: Sequence[BoundCurve], path: str | os.PathLike[str] | None,
+          ratio_only: bool = False) -> None:
+    if path is None:
+        return
+    png = Path(path)
+    if png.suffix.lower() != ".png":
+        raise ValueError(f"path must end in .png, got {str(path)!r}")
+
+    def write_csv(tmp: str) -> None:
+        with open(tmp, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["label", "x", "seed", "measured", "bound", "ratio"])
+            for c in curves:
+                for s, row in enumerate(c.measured):
+                    for x, m, b in zip(c.x, row, c.bound, strict=True):
+                        w.writerow([c.label, repr(float(x)), s, repr(float(m)), repr(float(b)),
+                                    repr(float(m / b))])
+
+    # Fixed metadata so the same data give byte-identical PNGs.
+    _atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110,
+                                               metadata={"Software": None}))
+    _atomic_write(png.with_suffix(".csv"), write_csv)
+
+
+def _figure():
+    from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _band(ax, c: BoundCurve, color, values: np.ndarray, label: str) -> None:
+    mean = values.mean(axis=0)
+    ax.plot(c.x, mean, "-o", color=color, ms=3, label=label)
+    if values.shape[0] > 1:
+        ax.fill_between(c.x, values.min(axis=0), values.max(axis=0), color=color, alpha=0.25,
+                        lw=0)
+
+
+def _measured_and_bound(curves, xlabel, title, path, xlog):
+    if not curves:
+        raise ValueError("curves must contain at least one BoundCurve")
+    fig, ax = _figure()
+    colors = [f"C{k}" for k in range(len(curves))]
+    for c, col in zip(curves, colors, strict=True):
+        _band(ax, c, col, c.measured, f"{c.label}: measured (seed range)")
+        ax.plot(c.x, c.bound, "--", color=col, label=f"{c.label}: bound (T1)")
+    ax.set_xscale("log" if xlog else "linear")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(r"$\frac{1}{T}\sum_{t<T}\|\nabla F(w^t)\|^2$")
+    worst = max(float((c.measured.mean(axis=0) / c.bound).max()) for c in curves)
+    ax.set_title(f"{title}  (max measured/bound = {worst:.3g})", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    _save(fig, curves, path)
+    return fig
+
+
+def plot_bound_vs_T(curves: Sequence[BoundCurve], path=None, *, title: str = "bound vs horizon"):
+    """Measured average stationarity and the bound (T1) against T (log-log)."""
+    return _measured_and_bound(curves, "T (server steps)", title, path, xlog=True)
+
+
+def plot_bound_vs_tau(curves: Sequence[BoundCurve], path=None, *,
+                      title: str = "bound vs staleness"):
+    """Measured average stationarity and the bound (T1) against the staleness bound τ."""
+    return _measured_and_bound(curves, r"staleness bound $\tau$", title, path, xlog=False)
+
+
+def plot_ratio_vs_step(curves: Sequence[BoundCurve], path=None, *,
+                       title: str = "measured / bound vs step size"):
+    """measured/bound against the step scale (fraction of the (T2) maxima), log-log.
+
+    Use one curve with C5 holding and one with it failing (theory/assumptions.md §5).
+    """
+    if not curves:
+        raise ValueError("curves must contain at least one BoundCurve")
+    fig, ax = _figure()
+    for k, c in enumerate(curves):
+        _band(ax, c, f"C{k}", c.measured / c.bound[None, :], c.label)
+    ax.axhline(1.0, color="k", lw=1, ls=":", label="ratio = 1 (bound violated above)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("step scale s (eta = s/(16QL), a = s/(24 max(1,tau) QL))")
+    ax.set_ylabel("measured / bound")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    _save(fig, curves, path)
+    return fig
