@@ -50,7 +50,7 @@ def _frozen_copy(a: Any, dtype: type, name: str) -> np.ndarray:
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ClientData:
     """One client's local data (read-only NumPy arrays).
 
@@ -97,6 +97,17 @@ class ClientData:
             if not np.all(np.isfinite(getattr(self, name))):
                 raise ValueError(f"{name} contains NaN or Inf")
 
+    # Arrays make the generated __eq__ ambiguous; equality here is exact (dtype, shape, values).
+    __hash__ = None  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ClientData):
+            return NotImplemented
+        return all(
+            a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+            for a, b in ((getattr(self, f), getattr(other, f)) for f in _FIELDS)
+        )
+
     @property
     def n_train(self) -> int:
         """m_i, the number of training rows."""
@@ -108,7 +119,7 @@ class ClientData:
         return int(self.X_test.shape[0])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FederatedDataset:
     """n clients' data sets with a shared feature space.
 
@@ -172,6 +183,18 @@ class FederatedDataset:
             checked.append(c)
         object.__setattr__(self, "clients", tuple(checked))
 
+    __hash__ = None  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        """Exact equality: same metadata and bit-identical client arrays."""
+        if not isinstance(other, FederatedDataset):
+            return NotImplemented
+        return (
+            (self.n_features, self.n_classes, self.name, self.n_clients)
+            == (other.n_features, other.n_classes, other.name, other.n_clients)
+            and all(a == b for a, b in zip(self.clients, other.clients, strict=True))
+        )
+
     @property
     def n_clients(self) -> int:
         """n, the number of clients."""
@@ -212,7 +235,9 @@ class FederatedDataset:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
         try:
             with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, allow_pickle=False, **arrays)
+                # Every array is numeric or a str scalar, so nothing is pickled; load() then
+                # enforces allow_pickle=False. (savez's own allow_pickle needs NumPy >= 2.1.)
+                np.savez(fh, **arrays)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)

@@ -84,6 +84,13 @@ def fedprox_synthetic(
     * x ~ N(v_k, Σ), Σ = diag(j^{−1.2}), j = 1..d;
     * y = argmax(softmax(xᵀW_k + b_k)) = argmax(xᵀW_k + b_k).
 
+    **Note (a property of the reference recipe, kept as is):** u_k shifts *every* entry of W_k
+    and b_k by the same scalar, so all C logits move by the same u_k(1 + Σ_j x_j) and the
+    argmax is unchanged: **α has no effect on the data distribution** (with the same seed the
+    arrays are identical for every α, up to ties). Client heterogeneity in the labelling comes
+    from the independent per-client W_k, b_k (present for every α, even α = 0), and in the
+    features from β. Synthetic(0, 0) is therefore still non-iid; only ``iid=True`` is iid.
+
     ``iid=True`` is ``generate_iid.py``: one W, b ~ N(0, 1) shared by all clients and v_k = 0;
     ``alpha`` and ``beta`` are then ignored (but still validated).
 

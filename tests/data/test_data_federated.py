@@ -41,6 +41,7 @@ def test_save_load_round_trip_is_bit_identical(tmp_path, n_classes):
     assert ds.save(path) == path
     back = FederatedDataset.load(path)
     _assert_identical(ds, back)
+    assert back == ds and back is not ds
     assert back.clients[0].y_train.dtype == (np.float64 if n_classes is None else np.int64)
     # Atomic write: nothing but the target is left in the directory.
     assert os.listdir(tmp_path) == ["ds.npz"]
@@ -112,3 +113,18 @@ def test_federate_infers_task_from_label_dtype():
     reg = federate(X, rng.standard_normal(30), parts, seed=0)
     assert reg.n_classes is None
     assert reg.clients[0].y_train.dtype == np.float64
+
+
+def test_equality_is_exact_and_value_based():
+    rng = np.random.default_rng(4)
+    c = _client(rng, 5, 2, 3)
+    ds = FederatedDataset((c,), 2, 3, "a")
+    same = FederatedDataset((ClientData(c.X_train, c.y_train, c.X_test, c.y_test),), 2, 3, "a")
+    assert ds == same
+    assert ds != FederatedDataset((c,), 2, 3, "b")
+    assert ds != FederatedDataset((c,), 2, 4, "a")
+    X = c.X_train.copy()
+    X[0, 0] = np.nextafter(X[0, 0], np.inf)  # one ulp
+    assert ds != FederatedDataset((ClientData(X, c.y_train, c.X_test, c.y_test),), 2, 3, "a")
+    with pytest.raises(TypeError):
+        hash(ds)

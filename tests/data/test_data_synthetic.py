@@ -117,13 +117,23 @@ def _reference_fedprox(alpha, beta, n_clients, seed, iid, d=60, C=10, tf=0.2):
 
 @pytest.mark.parametrize("iid", [False, True])
 def test_fedprox_matches_loop_transcription_of_reference(iid):
-    ds = fedprox_synthetic(1.0, 0.5, 6, 21, iid=iid)
-    ref = _reference_fedprox(1.0, 0.5, 6, 21, iid)
+    # α = 0.5, β = 2 (not 1) so a variance-vs-sd mix-up in the priors would show.
+    ds = fedprox_synthetic(0.5, 2.0, 6, 21, iid=iid)
+    ref = _reference_fedprox(0.5, 2.0, 6, 21, iid)
     for c, (Xtr, ytr, Xte, yte) in zip(ds.clients, ref, strict=True):
         np.testing.assert_array_equal(c.X_train, Xtr)
         np.testing.assert_array_equal(c.y_train, ytr)
         np.testing.assert_array_equal(c.X_test, Xte)
         np.testing.assert_array_equal(c.y_test, yte)
+
+
+def test_fedprox_alpha_does_not_change_the_data():
+    # The reference recipe adds the scalar u_k to every logit, so argmax ignores α (see the
+    # fedprox_synthetic docstring); a faithful reproduction must show exactly that.
+    a = fedprox_synthetic(0.0, 1.0, 8, 5)
+    b = fedprox_synthetic(3.0, 1.0, 8, 5)
+    assert a.name != b.name
+    assert all(ca == cb for ca, cb in zip(a.clients, b.clients, strict=True))
 
 
 def test_fedprox_non_iid_clients_differ_iid_clients_agree():
