@@ -18,9 +18,13 @@ h = ε^{1/3} ≈ 6e-6 balances the two. The truncation term is *estimated* from 
 than assumed: D_{2h} − D_h = h²φ'''/2 + O(h⁴), i.e. three times the truncation error of D_h, so
 ``|D_{2h} − D_h|`` is a conservative estimate of it. A direction passes when
 
-    |D_h − analytic| ≤ rtol·max(|analytic|, |D_h|) + |D_{2h} − D_h| + 64·ε·max|φ(±h)|/h.
+    |D_h − analytic| ≤ rtol·max(|analytic|, |D_h|) + |D_{2h} − D_h| + 64·ε·max(|φ(±h)|, s₀)/h.
 
-The factor 64 covers the rounding of a sum of many terms inside φ. Exact-vs-exact comparisons
+The factor 64 covers the rounding of a sum of many terms inside φ. The floor s₀
+(``noise_floor``, default 1) is there because the absolute rounding error of a value is set by
+the *intermediate* quantities, not by the value: a cross-entropy near 0 is computed as
+log(1 + tiny) with an absolute error of ≈ ε, not ε·|f|. Pass a smaller ``noise_floor`` for
+problems whose intermediates are all much smaller than 1. Exact-vs-exact comparisons
 (:func:`check_hessian`) allow only rounding: rtol·(|H||v|)_max, with rtol = 1e-9.
 """
 
@@ -70,7 +74,7 @@ class DerivativeCheck:
     n_checked: number of directions compared.
     step: the finite-difference step h (0 for exact-vs-exact checks).
     ok: every direction within its tolerance (eq. (CHK-1)).
-    max_asymmetry: for ``"hessian"``, max|H − Hᵀ| / max|H|; else 0.
+    max_asymmetry: for ``"hessian"``, max|H − Hᵀ| / max(max|H|, noise_floor); else 0.
     """
 
     kind: str
@@ -253,6 +257,7 @@ def check_grad(
     rng: np.random.Generator | int | None = None,
     step: float = DEFAULT_STEP,
     rtol: float = 1e-6,
+    noise_floor: float = 1.0,
 ) -> DerivativeCheck:
     """Compare ∇f(w)·u with central differences of f along unit directions u (eq. (CHK-1)).
 
@@ -263,9 +268,11 @@ def check_grad(
     directions: (k, p) or (p,) array of probe directions (normalized here); by default all
         coordinate axes when p ≤ 64, else ``n_directions`` random unit vectors from ``rng``.
     step: h > 0; rtol > 0: relative tolerance on top of the estimated FD error.
+    noise_floor: s₀ ≥ 0 of eq. (CHK-1), the smallest magnitude assumed for f's rounding error.
     """
     wn = _flat_params(w)
     h, rtol = _positive(step, "step"), _positive(rtol, "rtol")
+    floor = _constant(noise_floor, "noise_floor")
     n_directions = _count(n_directions, "n_directions")
     U = _directions(directions, wn.size, _rng(rng), n_directions, unit=True)
     g = _host(grad(w))
@@ -277,7 +284,8 @@ def check_grad(
         vals = [float(_host(f(w + s * ux))) for s in (h, -h, 2 * h, -2 * h)]
         fd_h = np.array([(vals[0] - vals[1]) / (2 * h)])
         fd_2h = np.array([(vals[2] - vals[3]) / (4 * h)])
-        rows.append(_fd_excess(fd_h, fd_2h, np.array([g @ u]), max(map(abs, vals)), h, rtol))
+        scale = max(max(map(abs, vals)), floor)
+        rows.append(_fd_excess(fd_h, fd_2h, np.array([g @ u]), scale, h, rtol))
     return _summarize("grad", rows, h)
 
 
@@ -291,14 +299,17 @@ def check_hvp(
     rng: np.random.Generator | int | None = None,
     step: float = DEFAULT_STEP,
     rtol: float = 1e-6,
+    noise_floor: float = 1.0,
 ) -> DerivativeCheck:
     """Compare ``hvp(w, v)`` with central differences of ``grad`` along v (eq. (CHK-1)).
 
     ``v`` is a (p,) vector or (k, p) array of directions (not normalized: the FD is taken along
     v/‖v‖ and rescaled by ‖v‖); by default ``n_directions`` random Gaussian vectors.
+    ``noise_floor`` is s₀ of eq. (CHK-1) for the gradient's entries.
     """
     wn = _flat_params(w)
     h, rtol = _positive(step, "step"), _positive(rtol, "rtol")
+    floor = _constant(noise_floor, "noise_floor")
     n_directions = _count(n_directions, "n_directions")
     if v is None:
         V = _rng(rng).standard_normal((n_directions, wn.size))
@@ -316,7 +327,7 @@ def check_hvp(
         an = _host(hvp(w, to_device_like(vv, w)))
         if an.shape != wn.shape:
             raise ValueError(f"hvp(w, v) must have shape {wn.shape}, got {an.shape}")
-        scale = max(float(np.max(np.abs(gg))) for gg in gs) * nv
+        scale = max(max(float(np.max(np.abs(gg))) for gg in gs), floor) * nv
         rows.append(_fd_excess(fd_h, fd_2h, an, scale, h, rtol))
     return _summarize("hvp", rows, h)
 
@@ -330,15 +341,19 @@ def check_hessian(
     n_directions: int = 16,
     rng: np.random.Generator | int | None = None,
     rtol: float = 1e-9,
+    noise_floor: float = 1.0,
 ) -> DerivativeCheck:
     """Compare ``hessian(w) @ v`` with ``hvp(w, v)`` and check symmetry (both exact).
 
     Only rounding separates two exact formulas, so the tolerance per direction is
-    rtol·max_i Σ_k |H_ik||v_k| (the scale of the rounding error of H v); symmetry must hold to
-    max|H − Hᵀ| ≤ rtol·max|H|. Default directions: all axes when p ≤ 64, else random ones.
+    rtol·max(max_i Σ_k |H_ik||v_k|, s₀‖v‖_∞) (the scale of the rounding error of H v, floored
+    by ``noise_floor`` s₀ because the rounding comes from intermediates that can be much larger
+    than H itself, e.g. a saturated softmax); symmetry must hold to
+    max|H − Hᵀ| ≤ rtol·max(max|H|, s₀). Default directions: all axes when p ≤ 64, else random.
     """
     wn = _flat_params(w)
     rtol = _positive(rtol, "rtol")
+    floor = _constant(noise_floor, "noise_floor")
     n_directions = _count(n_directions, "n_directions")
     p = wn.size
     H = _host(hessian(w))
@@ -351,12 +366,13 @@ def check_hessian(
         ref = H @ vv
         err = float(np.max(np.abs(ref - an)))
         mag = max(float(np.max(np.abs(ref))), float(np.max(np.abs(an))))
-        tol = rtol * float(np.max(np.abs(H) @ np.abs(vv)))
+        tol = rtol * max(float(np.max(np.abs(H) @ np.abs(vv))), floor * float(np.max(np.abs(vv))))
         rel = err / mag if mag > 0 else (0.0 if err == 0 else math.inf)
         rows.append((err, rel, err / tol if tol > 0 else (0.0 if err == 0 else math.inf)))
     res = _summarize("hessian", rows, 0.0)
-    hmax = float(np.max(np.abs(H)))
-    asym = float(np.max(np.abs(H - H.T))) / hmax if hmax > 0 else 0.0
+    hmax = max(float(np.max(np.abs(H))), floor)
+    asym_abs = float(np.max(np.abs(H - H.T)))
+    asym = asym_abs / hmax if hmax > 0 else (0.0 if asym_abs == 0 else math.inf)
     return DerivativeCheck(
         kind="hessian",
         max_abs_error=res.max_abs_error,
