@@ -1,0 +1,42 @@
+"""An algorithm = a server rule + the client settings of its jobs (theory brief B2, LOC-1)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from persafl_np.algorithms.rules import ServerRule
+
+__all__ = ["Algorithm"]
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """Server rule plus client job settings.
+
+    rule: the server's (init, update) pair.
+    Q: local steps per job (≥ 1); eta: client step η (> 0); batch_size: mini-batch b (None = full).
+    synchronous: rounds of ``rule.K`` clients sampled without replacement, all pulling the same
+        model; the round ends when its slowest client has arrived (FedAvg, Per-FedAvg, pFedMe).
+    """
+
+    rule: ServerRule
+    Q: int = 1
+    eta: float = 0.1
+    batch_size: int | None = None
+    synchronous: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.Q, bool) or not isinstance(self.Q, int) or self.Q < 1:
+            raise ValueError(f"Q (local steps) must be an integer >= 1, got {self.Q!r}")
+        eta = float(self.eta)
+        if not math.isfinite(eta) or eta <= 0:
+            raise ValueError(f"eta (client step) must be a finite number > 0, got {self.eta!r}")
+        object.__setattr__(self, "eta", eta)
+        b = self.batch_size
+        if b is not None and (isinstance(b, bool) or not isinstance(b, int) or b < 1):
+            raise ValueError(f"batch_size must be an integer >= 1 or None, got {b!r}")
+
+    @property
+    def local_only(self) -> bool:
+        return self.rule.name == "local"

@@ -1,0 +1,147 @@
+"""Server rules as optax-style ``(init, update)`` pairs of pure functions (theory/simulator.md §4).
+
+A rule never mutates its state: ``update(state, c)`` returns a new :class:`ServerState`.
+``state.version`` counts server model updates t (the staleness clock, theory brief §A); a rule
+that buffers (FedBuff, synchronous rounds) increments it only when it steps.
+
+Rules (theory brief B2–B6), with Δ = y_0 − y_Q the client's update and u its pulled model:
+
+* ``persafl(β)``           (B2)  w ← w − βΔ on every applied arrival.
+* ``fedasync(α, s)``       (B4)  α_t = α s(τ);  w ← (1 − α_t) w + α_t (u − Δ).
+* ``fedbuff(η_g, K, s)``   (B3)  acc ← acc + s(τ)Δ; after K arrivals w ← w − η_g acc/K.
+* ``sync_average(β)``      (B5, B6, FedAvg) w ← w − β·mean_{i∈S}Δ_i at the end of a round
+                           (= (1−β)w + β·mean w_i, pFedMe's mixing; β = 1 is FedAvg).
+* ``local_only()``         no server model: each client keeps its own (handled by the engine).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from persafl_np.algorithms.weights import StalenessWeight, constant
+
+__all__ = [
+    "Contribution",
+    "ServerRule",
+    "ServerState",
+    "fedasync",
+    "fedbuff",
+    "local_only",
+    "persafl",
+    "sync_average",
+]
+
+
+@dataclass(frozen=True)
+class ServerState:
+    """w: server model w^t; version: t; acc/count: the FedBuff buffer (None/0 when empty)."""
+
+    w: Any
+    version: int = 0
+    acc: Any = None
+    count: int = 0
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """One client result reaching the server.
+
+    delta: Δ = y_0 − y_Q; pulled: the model u = w^{t−τ} the job started from; staleness: τ;
+    flush: the last arrival of a synchronous round (buffering rules step now).
+    """
+
+    delta: Any
+    pulled: Any
+    staleness: int
+    flush: bool = False
+
+
+@dataclass(frozen=True)
+class ServerRule:
+    """``init(w0) -> ServerState`` and ``update(state, Contribution) -> ServerState``.
+
+    K: arrivals per server step when the buffer is full (1 for unbuffered rules).
+    params: the rule's hyper-parameters, for reports and the resolved config.
+    """
+
+    name: str
+    init: Callable[[Any], ServerState]
+    update: Callable[[ServerState, Contribution], ServerState]
+    K: int = 1
+    params: tuple[tuple[str, Any], ...] = ()
+
+
+def _pos(v: float, name: str) -> float:
+    x = float(v)
+    if not math.isfinite(x) or x <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+    return x
+
+
+def _init(w0: Any) -> ServerState:
+    return ServerState(w=w0, version=0)
+
+
+def persafl(beta: float = 1.0) -> ServerRule:
+    """PersA-FL server (theory brief B2): w^{t+1} = w^t − βΔ."""
+    beta = _pos(beta, "beta")
+
+    def update(state: ServerState, c: Contribution) -> ServerState:
+        return ServerState(w=state.w - beta * c.delta, version=state.version + 1)
+
+    return ServerRule("persafl", _init, update, 1, (("beta", beta),))
+
+
+def fedasync(alpha: float = 0.5, weight: StalenessWeight | None = None) -> ServerRule:
+    """FedAsync (theory brief B4): w ← (1−α_t)w + α_t x, α_t = α s(τ), x = u − Δ."""
+    alpha = _pos(alpha, "alpha")
+    if alpha > 1:
+        raise ValueError(f"alpha must lie in (0, 1], got {alpha}")
+    s = weight or constant()
+
+    def update(state: ServerState, c: Contribution) -> ServerState:
+        a = alpha * s(c.staleness)
+        x = c.pulled - c.delta
+        return ServerState(w=(1.0 - a) * state.w + a * x, version=state.version + 1)
+
+    return ServerRule("fedasync", _init, update, 1, (("alpha", alpha), ("weight", s)))
+
+
+def fedbuff(eta_g: float = 1.0, K: int = 10, weight: StalenessWeight | None = None) -> ServerRule:
+    """FedBuff (theory brief B3): acc += s(τ)Δ; every K arrivals w ← w − η_g·acc/K."""
+    eta_g = _pos(eta_g, "eta_g")
+    if isinstance(K, bool) or not isinstance(K, int) or K < 1:
+        raise ValueError(f"K (buffer size) must be an integer >= 1, got {K!r}")
+    s = weight or constant()
+
+    def update(state: ServerState, c: Contribution) -> ServerState:
+        term = s(c.staleness) * c.delta
+        acc = term if state.acc is None else state.acc + term
+        count = state.count + 1
+        if count < K and not c.flush:
+            return ServerState(w=state.w, version=state.version, acc=acc, count=count)
+        # A flushed partial buffer (synchronous round with dropouts) is averaged over what arrived.
+        return ServerState(w=state.w - (eta_g / count) * acc, version=state.version + 1)
+
+    return ServerRule("fedbuff", _init, update, K, (("eta_g", eta_g), ("K", K), ("weight", s)))
+
+
+def sync_average(beta: float = 1.0, clients_per_round: int = 10) -> ServerRule:
+    """Synchronous round (FedAvg β=1, Per-FedAvg, pFedMe mixing β): w ← w − β·mean_{i∈S}Δ_i."""
+    rule = fedbuff(eta_g=beta, K=clients_per_round)
+    return ServerRule(
+        "sync_average", rule.init, rule.update, rule.K,
+        (("beta", float(beta)), ("clients_per_round", clients_per_round)),
+    )
+
+
+def local_only() -> ServerRule:
+    """Each client trains alone on its own model (w_i ← w_i − Δ_i); the engine keeps the w_i."""
+
+    def update(state: ServerState, c: Contribution) -> ServerState:
+        return ServerState(w=state.w, version=state.version + 1)
+
+    return ServerRule("local", _init, update, 1, ())

@@ -1,0 +1,247 @@
+"""Run results and their files (theory/simulator.md §6).
+
+:class:`RunResult` holds the final parameters, the per-arrival :class:`Trace`, the per-job table,
+the :class:`History` at evaluation points, arrival shares p_i and counters. ``save(dir)`` writes,
+each file atomically (temporary file in the same directory, then ``os.replace``):
+
+* ``config.toml``  — the resolved config (when the run came from :func:`persafl_np.simulate`);
+* ``trace.csv``    — time, step, client, pulled_version, staleness, accepted, update_norm;
+* ``jobs.csv``     — client, start, end, pulled_version, status (applied/dropped/failed);
+* ``history.csv``  — step, time, arrivals, grad_norm2, loss, weighted_grad_norm2, acc_global,
+  acc_pers_mean, acc_pers_min (NaN where not applicable);
+* ``final.npz``    — params, shares, counts (``allow_pickle=False`` readable);
+* ``summary.json`` — status, message, counters.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "HISTORY_FIELDS",
+    "TRACE_FIELDS",
+    "History",
+    "RunResult",
+    "Trace",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "read_trace_csv",
+]
+
+TRACE_FIELDS = ("time", "step", "client", "pulled_version", "staleness", "accepted", "update_norm")
+HISTORY_FIELDS = (
+    "step", "time", "arrivals", "grad_norm2", "loss", "weighted_grad_norm2",
+    "acc_global", "acc_pers_mean", "acc_pers_min",
+)
+JOB_STATUS = ("applied", "dropped", "failed")
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _npz_bytes(**arrays: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class Trace:
+    """One row per server arrival (applied or not), columns :data:`TRACE_FIELDS`."""
+
+    time: np.ndarray
+    step: np.ndarray
+    client: np.ndarray
+    pulled_version: np.ndarray
+    staleness: np.ndarray
+    accepted: np.ndarray
+    update_norm: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.time.shape[0])
+
+    @classmethod
+    def from_rows(cls, rows: list[tuple]) -> Trace:
+        if rows:
+            cols = list(zip(*rows, strict=True))
+        else:
+            cols = [()] * 7
+        return cls(
+            np.asarray(cols[0], dtype=np.float64), np.asarray(cols[1], dtype=np.int64),
+            np.asarray(cols[2], dtype=np.int64), np.asarray(cols[3], dtype=np.int64),
+            np.asarray(cols[4], dtype=np.int64), np.asarray(cols[5], dtype=bool),
+            np.asarray(cols[6], dtype=np.float64),
+        )
+
+
+@dataclass(frozen=True)
+class History:
+    """Metrics at evaluation points (columns :data:`HISTORY_FIELDS`, float64 arrays)."""
+
+    columns: dict[str, np.ndarray]
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        cols = object.__getattribute__(self, "columns")
+        if name in cols:
+            return cols[name]
+        raise AttributeError(name)
+
+    def __len__(self) -> int:
+        return int(self.columns["step"].shape[0])
+
+    @classmethod
+    def from_rows(cls, rows: list[tuple]) -> History:
+        arr = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(HISTORY_FIELDS))
+        return cls({k: arr[:, j].copy() for j, k in enumerate(HISTORY_FIELDS)})
+
+
+def _r(x: float) -> str:
+    # repr round-trips float64 exactly, so a replay from trace.csv reproduces times bit for bit
+    return repr(float(x)) if math.isfinite(x) else ("nan" if math.isnan(x) else repr(float(x)))
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Outcome of a run.
+
+    params: final server model w^T (NumPy); for ``local`` the mean of the clients' models.
+    trace, jobs, history: see the module docstring; jobs is a dict of arrays.
+    shares: p_i = applied updates of client i / all applied updates.
+    status: ``"ok"``, ``"diverged"`` (NaN/Inf, run stopped, everything before kept) or
+    ``"stalled"`` (the arrival source ran dry). counters: work and waste totals.
+    config: the resolved :class:`~persafl_np.config.SimConfig` (None for engine-level runs).
+    """
+
+    params: np.ndarray
+    trace: Trace
+    jobs: dict[str, np.ndarray]
+    history: History
+    shares: np.ndarray
+    counts: np.ndarray
+    status: str = "ok"
+    message: str = ""
+    counters: dict[str, float] = field(default_factory=dict)
+    config: Any = None
+    client_params: np.ndarray | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def digest(self) -> str:
+        """SHA-256 of params, trace and history bytes: equal digests ⇔ identical runs."""
+        h = hashlib.sha256()
+        h.update(np.ascontiguousarray(self.params).tobytes())
+        for k in TRACE_FIELDS:
+            h.update(np.ascontiguousarray(getattr(self.trace, k)).tobytes())
+        for k in HISTORY_FIELDS:
+            h.update(np.ascontiguousarray(self.history.columns[k]).tobytes())
+        return h.hexdigest()
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write the files of the module docstring into ``out_dir`` (created if needed)."""
+        d = Path(out_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        if self.config is not None:
+            atomic_write_text(d / "config.toml", self.config.to_toml())
+        t = self.trace
+        atomic_write_text(d / "trace.csv", _trace_text(t))
+        j = self.jobs
+        atomic_write_text(d / "jobs.csv", "client,start,end,pulled_version,status\n" + "".join(
+            f"{c},{_r(s)},{_r(e)},{p},{JOB_STATUS[st]}\n"
+            for c, s, e, p, st in zip(j["client"], j["start"], j["end"], j["pulled_version"],
+                                      j["status"], strict=True)
+        ))
+        h = self.history.columns
+        atomic_write_text(d / "history.csv", ",".join(HISTORY_FIELDS) + "\n" + "".join(
+            ",".join(_r(h[k][r]) if k not in ("step", "arrivals") else str(int(h[k][r]))
+                     for k in HISTORY_FIELDS) + "\n"
+            for r in range(len(self.history))
+        ))
+        arrays = {"params": self.params, "shares": self.shares, "counts": self.counts}
+        if self.client_params is not None:
+            arrays["client_params"] = self.client_params
+        atomic_write_bytes(d / "final.npz", _npz_bytes(**arrays))
+        atomic_write_text(d / "summary.json", json.dumps(
+            {"status": self.status, "message": self.message, "counters": self.counters},
+            indent=2, sort_keys=True,
+        ))
+        return d
+
+
+def _trace_text(t: Trace) -> str:
+    lines = [",".join(TRACE_FIELDS)]
+    for r in range(len(t)):
+        lines.append(
+            f"{_r(t.time[r])},{int(t.step[r])},{int(t.client[r])},{int(t.pulled_version[r])},"
+            f"{int(t.staleness[r])},{int(t.accepted[r])},{_r(t.update_norm[r])}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def read_trace_csv(path: str | Path, n_clients: int) -> Trace:
+    """Read and validate a ``trace.csv``; ValueError names the row (1 = first data row).
+
+    Rejected: missing columns, unparsable values, client ids outside 0..n_clients−1, decreasing
+    time or step, pulled_version outside 0..step, staleness ≠ step − pulled_version.
+    """
+    p = Path(path)
+    rows: list[tuple] = []
+    with p.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = set(TRACE_FIELDS) - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"trace {p}: missing column(s) {sorted(missing)}")
+        last_t, last_s = -math.inf, 0
+        for k, row in enumerate(reader, start=1):
+            try:
+                t, s = float(row["time"]), int(row["step"])
+                c, pv = int(row["client"]), int(row["pulled_version"])
+                st, acc = int(row["staleness"]), int(row["accepted"])
+                un = float(row["update_norm"])
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"trace {p}, row {k}: unparsable value ({exc})") from None
+            if not 0 <= c < n_clients:
+                raise ValueError(
+                    f"trace {p}, row {k}: unknown client id {c} (allowed 0..{n_clients - 1})"
+                )
+            if not math.isfinite(t) or t < last_t:
+                raise ValueError(f"trace {p}, row {k}: time {t} is not finite and non-decreasing")
+            if s < last_s:
+                raise ValueError(f"trace {p}, row {k}: step {s} decreases (previous {last_s})")
+            if not 0 <= pv <= s or st != s - pv or acc not in (0, 1):
+                raise ValueError(
+                    f"trace {p}, row {k}: need 0 <= pulled_version <= step, "
+                    f"staleness = step - pulled_version, accepted in {{0,1}}"
+                )
+            last_t, last_s = t, s
+            rows.append((t, s, c, pv, st, bool(acc), un))
+    return Trace.from_rows(rows)

@@ -1,0 +1,515 @@
+"""Arrival models: who reaches the server next, from which version, and when.
+
+theory/simulator.md §2.
+
+Three *specifications* (frozen, validated, what a config holds):
+
+* :class:`TheoremMode` — the analysis model (theory brief C5): no clock; at each arrival the
+  client is uniform on [n] from the server stream, independent of the past, and its staleness is
+  drawn by the policy ``uniform`` (on {0..min(τ, t)}), ``max`` (min(τ, t)) or an explicit list.
+* :class:`EventDriven` — virtual clock: per-client job-time laws, speeds, latencies, dropout,
+  concurrency, staleness control.
+* :class:`Replay` — a recorded (client, pulled_version, accepted) sequence forced row by row.
+
+Each has ``source(n, seed, K)`` returning a runtime *source* with ``start(v)``,
+``next(v) -> Arrival | None``, ``after(arrival, v)``, ``oldest_needed(v)`` and
+``state()``/``load_state()`` (JSON-able, for checkpoints). The engine asks ``next`` for the next
+arrival, computes the client's update, applies it, then calls ``after`` with the new version.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from persafl_np.sim import streams
+from persafl_np.sim.events import ARRIVAL, FAILURE, EventQueue
+from persafl_np.sim.staleness import CONTROLS, block_safe
+from persafl_np.sim.timing import JobTime, TraceJobTimes, load_job_trace, speeds_array
+
+__all__ = [
+    "APPLIED",
+    "Arrival",
+    "DROPPED",
+    "EventDriven",
+    "FAILED",
+    "POLICIES",
+    "Replay",
+    "TheoremMode",
+]
+
+POLICIES = ("uniform", "max")
+
+#: jobs.csv status codes.
+APPLIED, DROPPED, FAILED = 0, 1, 2
+
+
+class Arrival(NamedTuple):
+    """One update reaching the server: processed by the engine in this order."""
+
+    time: float
+    client: int
+    pulled: int
+    staleness: int
+    accepted: bool
+    flush: bool = False
+    job_start: float = 0.0
+    job_end: float = 0.0
+
+
+def _int(v: Any, name: str, lo: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    return int(v)
+
+
+# --------------------------------------------------------------------------- theorem mode
+@dataclass(frozen=True)
+class TheoremMode:
+    """C5 arrivals: client uniform on [n]; τ_t ≤ min(τ, t) by ``policy``.
+
+    policy: ``"uniform"``, ``"max"``, or a sequence of staleness values (each in 0..tau) used
+    cyclically, arrival k getting min(seq[k mod len], t).
+    """
+
+    tau: int = 0
+    policy: str | tuple[int, ...] = "uniform"
+
+    def __post_init__(self) -> None:
+        _int(self.tau, "tau", 0)
+        if isinstance(self.policy, str):
+            if self.policy not in POLICIES:
+                raise ValueError(
+                    f"policy must be one of {POLICIES} or a list of ints, got {self.policy!r}"
+                )
+        else:
+            seq = tuple(_int(x, "policy entry", 0) for x in self.policy)
+            if not seq or max(seq) > self.tau:
+                raise ValueError(f"policy list must be non-empty with entries in 0..tau={self.tau}")
+            object.__setattr__(self, "policy", seq)
+
+    def source(self, n: int, seed: int, K: int) -> _TheoremSource:
+        return _TheoremSource(self, n, seed)
+
+
+class _TheoremSource:
+    def __init__(self, spec: TheoremMode, n: int, seed: int) -> None:
+        self.spec, self.n = spec, n
+        self.rng = streams.server_rng(seed)
+        self.k = 0
+        self.jobs: list[tuple] = []
+
+    def start(self, version: int) -> None:
+        pass
+
+    def next(self, version: int) -> Arrival:
+        # Documented stream use: first the client, then (policy "uniform") the staleness.
+        i = int(self.rng.integers(self.n))
+        cap = min(self.spec.tau, version)
+        pol = self.spec.policy
+        if pol == "uniform":
+            tau = int(self.rng.integers(cap + 1))
+        elif pol == "max":
+            tau = cap
+        else:
+            tau = min(pol[self.k % len(pol)], version)
+        t = float(self.k)
+        self.k += 1
+        return Arrival(t, i, version - tau, tau, True, False, t, t)
+
+    def after(self, a: Arrival, version: int) -> None:
+        self.jobs.append((a.client, a.job_start, a.job_end, a.pulled, APPLIED))
+
+    def oldest_needed(self, version: int) -> int:
+        return max(0, version - self.spec.tau)
+
+    def state(self) -> dict:
+        return {"rng": self.rng.bit_generator.state, "k": self.k}
+
+    def load_state(self, s: dict) -> None:
+        self.rng.bit_generator.state = s["rng"]
+        self.k = int(s["k"])
+
+
+# --------------------------------------------------------------------------- event driven
+@dataclass(frozen=True)
+class EventDriven:
+    """Virtual-clock arrivals (theory/simulator.md §2–§4).
+
+    job_time: compute-time law (or a :class:`TraceJobTimes`, or a path to a job CSV).
+    speeds: per-client multipliers v_i > 0 (compute time is divided by v_i); None = all 1.
+    download, upload: latency laws. concurrency: at most C jobs outstanding, a finished client
+    is replaced by one drawn uniformly from the idle clients; None = every client always has a
+    job and restarts on return (the restart rule of B2). dropout: probability that a job is lost.
+    staleness: ``none`` | ``drop`` | ``block`` with bound ``tau_max``.
+    """
+
+    job_time: JobTime | TraceJobTimes | str = field(default_factory=lambda: JobTime("exponential"))
+    speeds: tuple[float, ...] | None = None
+    download: JobTime = field(default_factory=lambda: JobTime("constant", mean=0.0))
+    upload: JobTime = field(default_factory=lambda: JobTime("constant", mean=0.0))
+    concurrency: int | None = None
+    dropout: float = 0.0
+    staleness: str = "none"
+    tau_max: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.job_time, (JobTime, TraceJobTimes, str)):
+            raise ValueError("job_time must be a JobTime, a TraceJobTimes or a CSV path")
+        if self.speeds is not None:
+            object.__setattr__(self, "speeds", tuple(float(s) for s in self.speeds))
+        if self.concurrency is not None:
+            _int(self.concurrency, "concurrency", 1)
+        d = float(self.dropout)
+        if not (math.isfinite(d) and 0.0 <= d < 1.0):
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
+        if self.staleness not in CONTROLS:
+            raise ValueError(f"staleness must be one of {CONTROLS}, got {self.staleness!r}")
+        if self.staleness != "none":
+            if self.tau_max is None:
+                raise ValueError(
+                    f"tau_max (integer >= 0) is required with staleness={self.staleness!r}"
+                )
+            _int(self.tau_max, "tau_max", 0)
+
+    def source(self, n: int, seed: int, K: int) -> _EventSource:
+        return _EventSource(self, n, seed)
+
+
+class _EventSource:
+    """Runtime of :class:`EventDriven`. Per event: O(log C) heap work, O(1) bookkeeping,
+    plus O(τ_max) for the block check; nothing O(n)."""
+
+    def __init__(self, spec: EventDriven, n: int, seed: int) -> None:
+        self.spec, self.n = spec, n
+        jt = spec.job_time
+        self.trace = load_job_trace(jt, n) if isinstance(jt, str) else (
+            jt if isinstance(jt, TraceJobTimes) else None
+        )
+        if self.trace is not None and len(self.trace.durations) != n:
+            raise ValueError(f"job trace has {len(self.trace.durations)} clients, the run has {n}")
+        self.law = jt if isinstance(jt, JobTime) else None
+        self.speeds = speeds_array(spec.speeds, n)
+        self.C = n if spec.concurrency is None else min(spec.concurrency, n)
+        self.control = spec.staleness
+        self.tau_max = spec.tau_max
+        if self.control == "block" and self.C > self.tau_max + 1:
+            raise ValueError(
+                f"staleness='block' needs concurrency <= tau_max + 1 (here concurrency={self.C}, "
+                f"tau_max={self.tau_max}): C jobs pulled at version 0 need C versions <= tau_max"
+            )
+        self.keys = streams.client_keys(seed, streams.PURPOSE_JOBS, n).tolist()
+        self.dkeys = streams.client_keys(seed, streams.PURPOSE_DROPOUT, n).tolist()
+        self.rng = streams.server_rng(seed)
+        self.q = EventQueue()
+        self.now = 0.0
+        self.pulled = [-1] * n
+        self.start_t = [0.0] * n
+        self.jobidx = [0] * n
+        self.cnt: dict[int, int] = {}
+        self.lo = 0
+        self.idle: list[int] = []
+        self.held: list[tuple[int, float, int, float]] = []
+        self.n_dropped = 0
+        self.n_failed = 0
+        self.jobs: list[tuple] = []
+
+    # -- job bookkeeping
+    def _duration(self, i: int, j: int) -> float:
+        key = self.keys[i]
+        if self.trace is not None:
+            d = self.trace.durations[i]
+            c = d[j % len(d)]
+        else:
+            c = self.law.quantile(streams.counter_uniform(key, 3 * j + 1))
+        if self.speeds is not None:
+            c /= self.speeds[i]
+        sp = self.spec
+        if not sp.download.is_zero:
+            c += sp.download.quantile(streams.counter_uniform(key, 3 * j))
+        if not sp.upload.is_zero:
+            c += sp.upload.quantile(streams.counter_uniform(key, 3 * j + 2))
+        return c
+
+    def _dispatch(self, i: int, version: int) -> None:
+        j = self.jobidx[i]
+        self.jobidx[i] = j + 1
+        end = self.now + self._duration(i, j)
+        drop = self.spec.dropout
+        fail = drop > 0 and streams.counter_uniform(self.dkeys[i], j) < drop
+        self.q.push(end, FAILURE if fail else ARRIVAL, i)
+        self.pulled[i] = version
+        self.start_t[i] = self.now
+        self.cnt[version] = self.cnt.get(version, 0) + 1
+
+    def _release(self, i: int) -> None:
+        p = self.pulled[i]
+        c = self.cnt[p] - 1
+        if c:
+            self.cnt[p] = c
+        else:
+            del self.cnt[p]
+        self.pulled[i] = -1
+
+    def _draw_idle(self) -> int:
+        k = int(self.rng.integers(len(self.idle)))
+        # Swap-remove: O(1); the order of `idle` is part of the (checkpointed) state.
+        self.idle[k], self.idle[-1] = self.idle[-1], self.idle[k]
+        return self.idle.pop()
+
+    def _restart(self, i: int, version: int) -> None:
+        if self.C == self.n:
+            self._dispatch(i, version)
+        else:
+            self.idle.append(i)
+            self._dispatch(self._draw_idle(), version)
+
+    # -- protocol
+    def start(self, version: int) -> None:
+        if self.C == self.n:
+            for i in range(self.n):
+                self._dispatch(i, version)
+        else:
+            self.idle = list(range(self.n))
+            for _ in range(self.C):
+                self._dispatch(self._draw_idle(), version)
+
+    def next(self, version: int) -> Arrival | None:
+        if self.held:
+            p, end, i, _ = self.held[0]
+            if block_safe(self.cnt, p, version, self.tau_max):
+                heapq.heappop(self.held)
+                return Arrival(self.now, i, p, version - p, True, False, self.start_t[i], end)
+        while len(self.q):
+            t, kind, i, _ = self.q.pop()
+            self.now = t
+            p = self.pulled[i]
+            if kind == FAILURE:
+                self.n_failed += 1
+                self.jobs.append((i, self.start_t[i], t, p, FAILED))
+                self._release(i)
+                self._restart(i, version)
+                continue
+            tau = version - p
+            if self.control == "drop":
+                return Arrival(t, i, p, tau, tau <= self.tau_max, False, self.start_t[i], t)
+            if self.control == "block" and not block_safe(self.cnt, p, version, self.tau_max):
+                heapq.heappush(self.held, (p, t, i, self.q.seq))
+                self.q.seq += 1
+                continue
+            return Arrival(t, i, p, tau, True, False, self.start_t[i], t)
+        return None
+
+    def after(self, a: Arrival, version: int) -> None:
+        i = a.client
+        if not a.accepted:
+            self.n_dropped += 1
+        self.jobs.append((i, a.job_start, a.job_end, a.pulled, APPLIED if a.accepted else DROPPED))
+        self._release(i)
+        self._restart(i, version)
+
+    def oldest_needed(self, version: int) -> int:
+        while self.lo < version and self.lo not in self.cnt:
+            self.lo += 1
+        return self.lo
+
+    def state(self) -> dict:
+        return {
+            "rng": self.rng.bit_generator.state, "q": self.q.state(), "now": self.now,
+            "pulled": self.pulled, "start_t": self.start_t, "jobidx": self.jobidx,
+            "cnt": [[k, v] for k, v in self.cnt.items()], "lo": self.lo, "idle": self.idle,
+            "held": [list(h) for h in self.held], "n_dropped": self.n_dropped,
+            "n_failed": self.n_failed,
+        }
+
+    def load_state(self, s: dict) -> None:
+        self.rng.bit_generator.state = s["rng"]
+        self.q.load_state(s["q"])
+        self.now = float(s["now"])
+        self.pulled = [int(x) for x in s["pulled"]]
+        self.start_t = [float(x) for x in s["start_t"]]
+        self.jobidx = [int(x) for x in s["jobidx"]]
+        self.cnt = {int(k): int(v) for k, v in s["cnt"]}
+        self.lo = int(s["lo"])
+        self.idle = [int(x) for x in s["idle"]]
+        self.held = [(int(p), float(e), int(i), int(q)) for p, e, i, q in s["held"]]
+        self.n_dropped, self.n_failed = int(s["n_dropped"]), int(s["n_failed"])
+
+
+# --------------------------------------------------------------------------- synchronous rounds
+class _RoundSource:
+    """Synchronous rounds: m = K clients sampled without replacement from the server stream, all
+    pulling the current model; arrivals in (end time, client) order, the last one flushes; the
+    next round starts when the slowest sampled client has arrived (or failed). Without a clock
+    (theorem mode) every job takes 1 time unit."""
+
+    def __init__(self, n: int, seed: int, m: int, timing: EventDriven | None) -> None:
+        if m > n:
+            raise ValueError(f"clients_per_round must be <= n_clients={n}, got {m}")
+        self.n, self.m = n, m
+        self.ev = _EventSource(timing, n, seed) if timing is not None else None
+        self.rng = streams.server_rng(seed)
+        self.pending: list[Arrival] = []
+        self.now = 0.0
+        self.jobs: list[tuple] = []
+        self.n_dropped = self.n_failed = 0
+
+    def start(self, version: int) -> None:
+        pass
+
+    def _round(self, version: int) -> None:
+        while not self.pending:
+            clients = sorted(int(c) for c in self.rng.choice(self.n, self.m, replace=False))
+            ends = []
+            for i in clients:
+                fail = False
+                if self.ev is None:
+                    d = 1.0
+                else:
+                    ev = self.ev
+                    j = ev.jobidx[i]
+                    ev.jobidx[i] = j + 1
+                    d = ev._duration(i, j)
+                    fail = ev.spec.dropout > 0 and (
+                        streams.counter_uniform(ev.dkeys[i], j) < ev.spec.dropout
+                    )
+                ends.append((self.now + d, i, fail))
+            ends.sort()
+            ok = [(t, i) for t, i, f in ends if not f]
+            for t, i, f in ends:
+                if f:
+                    self.n_failed += 1
+                    self.jobs.append((i, self.now, t, version, FAILED))
+            self.pending = [
+                Arrival(t, i, version, 0, True, k == len(ok) - 1, self.now, t)
+                for k, (t, i) in enumerate(ok)
+            ][::-1]
+            self.now = ends[-1][0]
+
+    def next(self, version: int) -> Arrival:
+        self._round(version)
+        return self.pending.pop()
+
+    def after(self, a: Arrival, version: int) -> None:
+        self.jobs.append((a.client, a.job_start, a.job_end, a.pulled, APPLIED))
+
+    def oldest_needed(self, version: int) -> int:
+        return version
+
+    def state(self) -> dict:
+        return {
+            "rng": self.rng.bit_generator.state, "now": self.now,
+            "pending": [list(a) for a in self.pending],
+            "jobidx": None if self.ev is None else self.ev.jobidx, "n_failed": self.n_failed,
+        }
+
+    def load_state(self, s: dict) -> None:
+        self.rng.bit_generator.state = s["rng"]
+        self.now = float(s["now"])
+        self.pending = [
+            Arrival(float(a[0]), int(a[1]), int(a[2]), int(a[3]), bool(a[4]), bool(a[5]),
+                    float(a[6]), float(a[7]))
+            for a in s["pending"]
+        ]
+        if self.ev is not None:
+            self.ev.jobidx = [int(x) for x in s["jobidx"]]
+        self.n_failed = int(s["n_failed"])
+
+
+# --------------------------------------------------------------------------- replay
+@dataclass(frozen=True)
+class Replay:
+    """Force a recorded sequence of (time, client, pulled_version, accepted) arrivals.
+
+    Build it with :meth:`from_trace` (a :class:`~persafl_np.results.Trace`) or
+    :meth:`from_csv` (a ``trace.csv``). ``step`` is kept to know where rounds/buffers flushed.
+    """
+
+    time: tuple[float, ...]
+    step: tuple[int, ...]
+    client: tuple[int, ...]
+    pulled: tuple[int, ...]
+    accepted: tuple[bool, ...]
+
+    @classmethod
+    def from_trace(cls, trace: Any) -> Replay:
+        return cls(
+            tuple(float(x) for x in trace.time), tuple(int(x) for x in trace.step),
+            tuple(int(x) for x in trace.client), tuple(int(x) for x in trace.pulled_version),
+            tuple(bool(x) for x in trace.accepted),
+        )
+
+    @classmethod
+    def from_csv(cls, path: str, n_clients: int) -> Replay:
+        from persafl_np.results import read_trace_csv
+
+        return cls.from_trace(read_trace_csv(path, n_clients))
+
+    def source(self, n: int, seed: int, K: int) -> _ReplaySource:
+        return _ReplaySource(self, n)
+
+
+class _ReplaySource:
+    def __init__(self, spec: Replay, n: int) -> None:
+        bad = [k for k, c in enumerate(spec.client) if not 0 <= c < n]
+        if bad:
+            raise ValueError(f"replay trace row {bad[0] + 1}: client id {spec.client[bad[0]]} "
+                             f"outside 0..{n - 1}")
+        self.spec, self.k = spec, 0
+        m = len(spec.pulled)
+        # suffix minimum of pulled versions: which old models the rest of the replay still needs
+        suf = np.minimum.accumulate(np.asarray(spec.pulled[::-1] or (0,), dtype=np.int64))[::-1]
+        self.suffix_min = suf.tolist() + [10**18]
+        self.m = m
+        self.jobs: list[tuple] = []
+        self.n_dropped = self.n_failed = 0
+
+    def start(self, version: int) -> None:
+        pass
+
+    def next(self, version: int) -> Arrival | None:
+        k, s = self.k, self.spec
+        if k >= self.m:
+            return None
+        p = s.pulled[k]
+        if p > version or p < 0:
+            raise ValueError(
+                f"replay trace row {k + 1}: pulled_version {p} is not in 0..current step {version}"
+            )
+        flush = k + 1 == self.m or s.step[k + 1] > s.step[k]
+        self.k = k + 1
+        return Arrival(s.time[k], s.client[k], p, version - p, s.accepted[k], flush,
+                       s.time[k], s.time[k])
+
+    def after(self, a: Arrival, version: int) -> None:
+        if not a.accepted:
+            self.n_dropped += 1
+        status = APPLIED if a.accepted else DROPPED
+        self.jobs.append((a.client, a.job_start, a.job_end, a.pulled, status))
+
+    def oldest_needed(self, version: int) -> int:
+        return min(version, self.suffix_min[self.k])
+
+    def state(self) -> dict:
+        return {"k": self.k, "n_dropped": self.n_dropped}
+
+    def load_state(self, s: dict) -> None:
+        self.k, self.n_dropped = int(s["k"]), int(s["n_dropped"])
+
+
+def make_source(arrivals: Any, n: int, seed: int, K: int, synchronous: bool) -> Any:
+    """The runtime source for a spec (synchronous algorithms use rounds over its timing)."""
+    if synchronous and not isinstance(arrivals, Replay):
+        timing = arrivals if isinstance(arrivals, EventDriven) else None
+        return _RoundSource(n, seed, K, timing)
+    return arrivals.source(n, seed, K)
+
+
+def replay_of(trace: Any) -> Replay:
+    """A :class:`Replay` from a Trace object or an existing Replay."""
+    return trace if isinstance(trace, Replay) else Replay.from_trace(trace)
+

@@ -1,0 +1,411 @@
+"""The simulation loop: arrivals → client updates → server rule → evaluation (theory/simulator.md).
+
+:func:`run` works on objects (a :class:`Problem`, an :class:`~persafl_np.algorithms.Algorithm`,
+an arrival spec) and is what analysis code calls; :func:`persafl_np.simulate` builds those
+objects from a :class:`~persafl_np.config.SimConfig` and calls it.
+
+Per arrival (client i, pulled version p, staleness τ, accepted?):
+
+1. u = w^p from the model store (the store keeps only versions some outstanding job or the
+   theorem-mode window still needs: O(min(τ, C)·d) memory, not O(T·d));
+2. Δ = local_update(oracle, model, u, X_i, y_i, Q, η, rng_i, b, warm_i) — eq. (LOC-1); client i's
+   batches come from its own stream, so the update does not depend on other clients;
+3. if accepted, the server rule updates (w, t); else the work is counted as wasted;
+4. when t changes: NaN/Inf check (stop, keep everything so far), store w^t, evaluate every
+   ``eval_every`` steps and at t = T. Evaluation is exact full-batch and outside the clock.
+
+Evaluated quantities at w = w^t (eq. (SIM-EVAL) of theory/simulator.md):
+‖∇F(w)‖² with F = (1/n)Σ F_i; F(w); ‖Σ_i p_i ∇F_i(w)‖² with p_i the applied-update shares so far
+(uniform before the first update); for classifiers the pooled test accuracy of w and the mean
+and minimum over clients of the test accuracy of the personalized model θ_i = personalize(w).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time as _time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from persafl_np.algorithms.algorithm import Algorithm
+from persafl_np.algorithms.rules import Contribution, ServerState
+from persafl_np.backend import array_namespace, to_device_like, to_numpy
+from persafl_np.personalization.local import local_update
+from persafl_np.results import History, RunResult, Trace, atomic_write_bytes, atomic_write_text
+from persafl_np.sim import streams
+from persafl_np.sim.arrivals import EventDriven, Replay, TheoremMode, make_source
+
+__all__ = ["Problem", "evaluate", "run"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What is optimized: model f, oracle (F_i), per-client data, start point w⁰.
+
+    clients: tuple of (X_train, y_train, X_test, y_test) per client (test may be empty).
+    n_classes: number of classes for classifiers (None for regression).
+    """
+
+    model: Any
+    oracle: Any
+    clients: tuple[tuple[Any, Any, Any, Any], ...]
+    w0: Any
+    n_classes: int | None = None
+
+    @property
+    def n_clients(self) -> int:
+        return len(self.clients)
+
+    @classmethod
+    def build(cls, model: Any, oracle: Any, data: Any, w0: Any = None, seed: int = 0) -> Problem:
+        """From a FederatedDataset (``.clients`` with X_train, …) or a list of (X, y[, Xt, yt]).
+
+        ``w0=None`` draws ``model.init_params`` from the init stream of ``seed``.
+        """
+        n_classes = getattr(data, "n_classes", None)
+        raw = data.clients if hasattr(data, "clients") else data
+        clients = []
+        for k, c in enumerate(raw):
+            if hasattr(c, "X_train"):
+                tup = (c.X_train, c.y_train, c.X_test, c.y_test)
+            else:
+                c = tuple(c)
+                if len(c) == 2:
+                    X, y = c
+                    tup = (X, y, X[:0, ...], y[:0, ...])
+                elif len(c) == 4:
+                    tup = c
+                else:
+                    raise ValueError(f"client {k}: expected (X, y) or (X, y, X_test, y_test)")
+            model.check_data(tup[0], tup[1])
+            clients.append(tup)
+        if not clients:
+            raise ValueError("data must contain at least one client")
+        d = int(clients[0][0].shape[1])
+        if any(int(c[0].shape[1]) != d for c in clients):
+            raise ValueError("every client's X must have the same number of features")
+        if w0 is None:
+            w0 = to_device_like(model.init_params(streams.init_rng(seed), d), clients[0][0])
+        p = model.num_params(d)
+        if tuple(w0.shape) != (p,):
+            raise ValueError(f"w0 must have shape ({p},), got {tuple(w0.shape)}")
+        if n_classes is None and getattr(model, "is_classifier", False):
+            n_classes = getattr(model, "n_classes", None)
+        return cls(model, oracle, tuple(clients), w0, n_classes)
+
+
+def _sq(xp: Any, v: Any) -> float:
+    return float(xp.sum(v * v))
+
+
+def evaluate(problem: Problem, w: Any, shares: np.ndarray, own: list | None = None) -> tuple:
+    """(‖∇F‖², F, ‖Σ p_i ∇F_i‖², acc_global, acc_pers_mean, acc_pers_min) at w (SIM-EVAL).
+
+    ``own``: per-client models for the local-only baseline (then θ_i = own[i]).
+    """
+    model, oracle = problem.model, problem.oracle
+    xp = array_namespace(w)
+    n = problem.n_clients
+    g_mean = None
+    g_w = None
+    F = 0.0
+    for i, (X, y, _, _) in enumerate(problem.clients):
+        g = oracle.grad(model, w, X, y)
+        F += float(oracle.value(model, w, X, y))
+        g_mean = g if g_mean is None else g_mean + g
+        gw = float(shares[i]) * g
+        g_w = gw if g_w is None else g_w + gw
+    g_mean = g_mean / n
+    nan = math.nan
+    acc_g = acc_m = acc_min = nan
+    if getattr(model, "is_classifier", False):
+        correct = total = 0
+        accs = []
+        for i, (X, y, Xt, yt) in enumerate(problem.clients):
+            m = int(Xt.shape[0])
+            if m == 0:
+                continue
+            correct += int(xp.sum(xp.astype(model.predict(w, Xt) == yt, xp.int64)))
+            total += m
+            theta = own[i] if own is not None else oracle.personalize(model, w, X, y)
+            accs.append(float(xp.mean(xp.astype(model.predict(theta, Xt) == yt, xp.float64))))
+        if total:
+            acc_g = correct / total
+            acc_m, acc_min = float(np.mean(accs)), float(np.min(accs))
+    return _sq(xp, g_mean), F / n, _sq(xp, g_w), acc_g, acc_m, acc_min
+
+
+class _Run:
+    """Mutable state of one run (everything a checkpoint must hold)."""
+
+    def __init__(self, problem: Problem, algorithm: Algorithm, arrivals: Any, T: int, seed: int,
+                 eval_every: int, max_arrivals: int | None) -> None:
+        self.problem, self.alg, self.arrivals = problem, algorithm, arrivals
+        self.T, self.seed, self.eval_every = T, seed, eval_every
+        self.max_arrivals = max_arrivals
+        n = problem.n_clients
+        self.n = n
+        rule = algorithm.rule
+        self.source = make_source(arrivals, n, seed, rule.K, algorithm.synchronous)
+        self.state: ServerState = rule.init(problem.w0)
+        self.store: dict[int, Any] = {0: problem.w0}
+        self.store_lo = 0
+        self.warm: dict[int, Any] = {}
+        self.rngs: dict[int, np.random.Generator] = {}
+        self.own: dict[int, Any] = {}
+        self.counts = np.zeros(n, dtype=np.int64)
+        self.trace_rows: list[tuple] = []
+        self.hist_rows: list[tuple] = []
+        self.counters = {"n_grad": 0, "n_hvp": 0, "n_inner": 0, "wasted_grad": 0,
+                         "wasted_hvp": 0, "arrivals": 0, "applied": 0, "max_staleness": 0}
+        self.now = 0.0
+        self.status, self.message = "ok", ""
+        self.started = False
+
+    # -- helpers
+    def _rng(self, i: int) -> np.random.Generator:
+        r = self.rngs.get(i)
+        if r is None:
+            r = self.rngs[i] = streams.client_rng(self.seed, i)
+        return r
+
+    def _shares(self) -> np.ndarray:
+        tot = int(self.counts.sum())
+        return self.counts / tot if tot else np.full(self.n, 1.0 / self.n)
+
+    def _eval(self) -> None:
+        w = self.state.w
+        own = None
+        if self.alg.local_only:
+            own = [self.own.get(i, self.problem.w0) for i in range(self.n)]
+            w = sum(own[1:], own[0]) / self.n
+        vals = evaluate(self.problem, w, self._shares(), own)
+        self.hist_rows.append((self.state.version, self.now, self.counters["arrivals"], *vals))
+
+    def _finite(self, w: Any) -> bool:
+        xp = array_namespace(w)
+        return bool(xp.all(xp.isfinite(w)))
+
+    # -- main loop
+    def step_until(self, stop_version: int) -> None:
+        prob, alg, rule, src = self.problem, self.alg, self.alg.rule, self.source
+        if not self.started:
+            src.start(0)
+            self._eval()
+            self.started = True
+        while self.state.version < stop_version and self.status == "ok":
+            if self.max_arrivals is not None and self.counters["arrivals"] >= self.max_arrivals:
+                self.status = "stalled"
+                self.message = f"stopped after max_arrivals={self.max_arrivals} arrivals"
+                break
+            a = src.next(self.state.version)
+            if a is None:
+                self.status = "stalled"
+                self.message = "the arrival source has no more arrivals"
+                break
+            i = a.client
+            X, y = prob.clients[i][0], prob.clients[i][1]
+            u = self.own.get(i, prob.w0) if alg.local_only else self.store[a.pulled]
+            upd = local_update(prob.oracle, prob.model, u, X, y, alg.Q, alg.eta, self._rng(i),
+                               alg.batch_size, self.warm.get(i))
+            if upd.warm is not None:
+                self.warm[i] = upd.warm
+            c = self.counters
+            c["n_grad"] += upd.n_grad
+            c["n_hvp"] += upd.n_hvp
+            c["n_inner"] += upd.n_inner
+            c["arrivals"] += 1
+            xp = array_namespace(upd.delta)
+            norm = math.sqrt(float(xp.sum(upd.delta * upd.delta)))
+            self.now = a.time
+            v_before = self.state.version
+            self.trace_rows.append((a.time, v_before, i, a.pulled, a.staleness, a.accepted, norm))
+            if a.accepted:
+                if alg.local_only:
+                    self.own[i] = u - upd.delta
+                contrib = Contribution(upd.delta, u, a.staleness, a.flush)
+                self.state = rule.update(self.state, contrib)
+                self.counts[i] += 1
+                c["applied"] += 1
+                c["max_staleness"] = max(c["max_staleness"], a.staleness)
+            else:
+                c["wasted_grad"] += upd.n_grad
+                c["wasted_hvp"] += upd.n_hvp
+            src.after(a, self.state.version)
+            if self.state.version != v_before:
+                v = self.state.version
+                w_new = self.own[i] if alg.local_only else self.state.w
+                if not self._finite(w_new) or not math.isfinite(norm):
+                    self.status = "diverged"
+                    self.message = (
+                        f"non-finite model at step {v} (arrival {c['arrivals']}, client {i}, "
+                        f"time {a.time:.6g}); run stopped, everything recorded before kept"
+                    )
+                    self.state = ServerState(self.store[v_before], v_before)
+                    break
+                self.store[v] = self.state.w
+                keep = src.oldest_needed(v)
+                while self.store_lo < keep:
+                    self.store.pop(self.store_lo, None)
+                    self.store_lo += 1
+                if v % self.eval_every == 0 or v == self.T:
+                    self._eval()
+
+    def result(self, config: Any = None) -> RunResult:
+        src = self.source
+        jobs = src.jobs
+        cols = list(zip(*jobs, strict=True)) if jobs else [()] * 5
+        job_arrays = {
+            "client": np.asarray(cols[0], dtype=np.int64),
+            "start": np.asarray(cols[1], dtype=float),
+            "end": np.asarray(cols[2], dtype=float),
+            "pulled_version": np.asarray(cols[3], dtype=np.int64),
+            "status": np.asarray(cols[4], dtype=np.int64),
+        }
+        counters = dict(self.counters)
+        counters["dropped"] = int(getattr(src, "n_dropped", 0))
+        counters["failed"] = int(getattr(src, "n_failed", 0))
+        counters["steps"] = int(self.state.version)
+        counters["time"] = float(self.now)
+        client_params = None
+        w = self.state.w
+        if self.alg.local_only:
+            own = [to_numpy(self.own.get(i, self.problem.w0)) for i in range(self.n)]
+            client_params = np.stack(own)
+            w = client_params.mean(axis=0)
+        return RunResult(
+            params=np.array(to_numpy(w), dtype=np.float64, copy=True),
+            trace=Trace.from_rows(self.trace_rows), jobs=job_arrays,
+            history=History.from_rows(self.hist_rows), shares=self._shares(),
+            counts=self.counts.copy(), status=self.status, message=self.message,
+            counters=counters, config=config, client_params=client_params,
+        )
+
+    # -- checkpoints (JSON + npz, no pickle)
+    def save_checkpoint(self, d: Path) -> None:
+        d.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, np.ndarray] = {}
+        arrays["w"] = np.asarray(to_numpy(self.state.w))
+        if self.state.acc is not None:
+            arrays["acc"] = np.asarray(to_numpy(self.state.acc))
+        for v, w in self.store.items():
+            arrays[f"store_{v}"] = np.asarray(to_numpy(w))
+        for i, w in self.warm.items():
+            arrays[f"warm_{i}"] = np.asarray(to_numpy(w))
+        for i, w in self.own.items():
+            arrays[f"own_{i}"] = np.asarray(to_numpy(w))
+        arrays["counts"] = self.counts
+        meta = {
+            "version": self.state.version, "count": self.state.count, "store_lo": self.store_lo,
+            "rngs": {str(i): r.bit_generator.state for i, r in self.rngs.items()},
+            "trace": self.trace_rows, "hist": self.hist_rows, "counters": self.counters,
+            "now": self.now, "source": self.source.state(), "started": self.started,
+            "jobs": self.source.jobs,
+        }
+        import io
+
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        # npz first, then the JSON that refers to it: a reader seeing state.json sees both.
+        atomic_write_bytes(d / "state.npz", buf.getvalue())
+        atomic_write_text(d / "state.json", json.dumps(meta, allow_nan=True))
+
+    def load_checkpoint(self, d: Path) -> None:
+        meta = json.loads((d / "state.json").read_text())
+        like = self.problem.w0
+        with np.load(d / "state.npz", allow_pickle=False) as z:
+            arr = {k: z[k] for k in z.files}
+        dev = lambda a: to_device_like(a, like)  # noqa: E731
+        self.state = ServerState(dev(arr["w"]), int(meta["version"]),
+                                 dev(arr["acc"]) if "acc" in arr else None, int(meta["count"]))
+        self.store = {int(k[6:]): dev(v) for k, v in arr.items() if k.startswith("store_")}
+        self.warm = {int(k[5:]): dev(v) for k, v in arr.items() if k.startswith("warm_")}
+        self.own = {int(k[4:]): dev(v) for k, v in arr.items() if k.startswith("own_")}
+        self.counts = arr["counts"].astype(np.int64)
+        self.store_lo = int(meta["store_lo"])
+        self.rngs = {}
+        for k, st in meta["rngs"].items():
+            r = streams.client_rng(self.seed, int(k))
+            r.bit_generator.state = st
+            self.rngs[int(k)] = r
+        self.trace_rows = [tuple(r) for r in meta["trace"]]
+        self.hist_rows = [tuple(r) for r in meta["hist"]]
+        self.counters = meta["counters"]
+        self.now = float(meta["now"])
+        self.source.load_state(meta["source"])
+        self.source.jobs = [tuple(r) for r in meta["jobs"]]
+        self.started = bool(meta["started"])
+
+
+def _check_int(v: Any, name: str, lo: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    return int(v)
+
+
+def run(
+    problem: Problem,
+    algorithm: Algorithm,
+    arrivals: TheoremMode | EventDriven | Replay,
+    *,
+    T: int,
+    seed: int = 0,
+    eval_every: int = 1,
+    max_arrivals: int | None = None,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
+    stop_after: int | None = None,
+    config: Any = None,
+) -> RunResult:
+    """Simulate T server steps and return a :class:`~persafl_np.results.RunResult`.
+
+    Parameters
+    ----------
+    problem, algorithm, arrivals: what to optimize, the server rule + client settings, and the
+        arrival model (:class:`TheoremMode`, :class:`EventDriven`, :class:`Replay`).
+    T: server steps (versions) to run; seed: root of every stream (:mod:`.streams`).
+    eval_every: evaluate at t ≡ 0 (mod eval_every) and at t = T.
+    max_arrivals: stop (status ``"stalled"``) after this many arrivals.
+    checkpoint_dir, checkpoint_every: write a checkpoint every N server steps (atomic).
+    resume: continue from the checkpoint in ``checkpoint_dir``; the result is bit-identical to
+        an uninterrupted run with the same arguments.
+    stop_after: stop (as if killed) once this many server steps are done — for testing resume.
+    """
+    T = _check_int(T, "T", 1)
+    seed = _check_int(seed, "seed", 0)
+    eval_every = _check_int(eval_every, "eval_every", 1)
+    if max_arrivals is not None:
+        _check_int(max_arrivals, "max_arrivals", 1)
+    if checkpoint_every is not None:
+        _check_int(checkpoint_every, "checkpoint_every", 1)
+        if checkpoint_dir is None:
+            raise ValueError("checkpoint_every needs checkpoint_dir")
+    if not isinstance(arrivals, (TheoremMode, EventDriven, Replay)):
+        raise ValueError("arrivals must be a TheoremMode, EventDriven or Replay")
+    if algorithm.synchronous and isinstance(arrivals, EventDriven) and arrivals.staleness != "none":
+        raise ValueError("staleness control applies to asynchronous algorithms only")
+    r = _Run(problem, algorithm, arrivals, T, seed, eval_every, max_arrivals)
+    ck = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if resume:
+        if ck is None or not (ck / "state.json").exists():
+            raise ValueError(f"resume=True needs a checkpoint in checkpoint_dir, none at {ck}")
+        r.load_checkpoint(ck)
+    end = T if stop_after is None else min(T, _check_int(stop_after, "stop_after", 0))
+    t0 = _time.perf_counter()
+    while r.state.version < end and r.status == "ok":
+        target = end
+        if checkpoint_every is not None:
+            target = min(end, (r.state.version // checkpoint_every + 1) * checkpoint_every)
+        r.step_until(target)
+        if checkpoint_every is not None and r.status == "ok":
+            r.save_checkpoint(ck)
+    if not r.started:
+        r.step_until(0)
+    res = r.result(config)
+    res.counters["wall_seconds"] = _time.perf_counter() - t0
+    return res
