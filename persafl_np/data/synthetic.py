@@ -6,7 +6,7 @@
   ``data/synthetic_iid/generate_iid.py`` (iid), vectorized.
 * :func:`shifted_least_squares` — n least-squares clients sharing one design X, so every
   f_i(w) = ½(w − c_i)ᵀA(w − c_i) with A = XᵀX/m and the constants L, F*, w*, γ² are exact
-  (theory brief §D5 "shared-Hessian quadratics"; the loss is theory/models.md eq. (LS-1)).
+  (theory/assumptions.md eqs. (AS-1)–(AS-3); the loss is theory/models.md eq. (LS-1)).
 * :func:`robust_family` — linear-regression clients with shifted optima, for the nonconvex
   ``RobustRegression`` model (φ(r) = r²/(1+r²), theory brief §D5).
 """
@@ -149,8 +149,8 @@ class ShiftedLeastSquares:
     Exact constants (derivations in the method docstrings): :attr:`L`, :attr:`w_star`,
     :attr:`F_star`, :attr:`gamma2`. The personalized objectives of this family are again
     shared-Hessian quadratics F_i(w) = ½(w − c_i)ᵀH_F(w − c_i) (MAML: H_F = A(I − αA)²;
-    Moreau: H_F = λA(A + λI)⁻¹; theory brief §C), so :meth:`f_star_for` and
-    :meth:`gamma2_for` take H_F and give the exact F* and γ_F² of any variant.
+    Moreau: H_F = λA(A + λI)⁻¹; theory/assumptions.md eq. (AS-1)), so :meth:`f_star_for` and
+    :meth:`gamma2_for` take H_F and give the exact F* (AS-2) and γ_F² (AS-3) of any variant.
 
     Attributes
     ----------
@@ -187,7 +187,9 @@ class ShiftedLeastSquares:
         return self.centers.mean(axis=0)
 
     def f_star_for(self, H: np.ndarray | None = None) -> float:
-        """inf_w (1/n)Σ ½(w − c_i)ᵀH(w − c_i) = (1/(2n)) Σ (c_i − c̄)ᵀH(c_i − c̄) for H ⪰ 0.
+        """F* of theory/assumptions.md eq. (AS-2), in closed form for H ⪰ 0:
+
+        inf_w (1/n)Σ ½(w − c_i)ᵀH(w − c_i) = (1/(2n)) Σ (c_i − c̄)ᵀH(c_i − c̄).
 
         Proof: (1/n)Σ ½(w − c_i)ᵀH(w − c_i) = ½(w − c̄)ᵀH(w − c̄) + (1/(2n))Σ(c_i − c̄)ᵀH(c_i − c̄)
         (the cross terms average to 0), minimized at w = c̄. ``H=None`` means H = A.
@@ -197,7 +199,7 @@ class ShiftedLeastSquares:
         return float(0.5 * np.mean(np.einsum("ij,jk,ik->i", D, H, D)))
 
     def gamma2_for(self, H: np.ndarray | None = None) -> float:
-        """γ² = (1/n)Σ ‖H(c_i − c̄)‖²: the heterogeneity of F_i(w) = ½(w − c_i)ᵀH(w − c_i).
+        """γ² = (1/n)Σ ‖H(c_i − c̄)‖² (theory/assumptions.md eq. (AS-3)) for ½(w − c_i)ᵀH(w − c_i).
 
         ∇F_i(w) − ∇F(w) = H(w − c_i) − H(w − c̄) = −H(c_i − c̄) for every w, so the bound of
         theory brief §A (γ²) holds with equality at all w. ``H=None`` means H = A.
@@ -234,6 +236,12 @@ class ShiftedLeastSquares:
             raise ValueError(f"H must have shape ({d}, {d}), got {H.shape}")
         if not np.all(np.isfinite(H)):
             raise ValueError("H contains NaN or Inf")
+        scale = max(float(np.abs(H).max()), np.finfo(np.float64).tiny)
+        if np.abs(H - H.T).max() > 1e-10 * scale:
+            raise ValueError("H must be symmetric (a Hessian H_F of the family)")
+        # An indefinite H has inf F = −∞; the closed forms only hold for H ⪰ 0.
+        if np.linalg.eigvalsh(0.5 * (H + H.T))[0] < -1e-10 * scale:
+            raise ValueError("H must be positive semidefinite (inf F = -inf otherwise)")
         return H
 
 

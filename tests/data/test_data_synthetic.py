@@ -212,6 +212,10 @@ def test_shifted_ls_personalized_hessian_forms():
     assert fam.gamma2_for(H) <= fam.gamma2 + 1e-15  # γ_F ≤ γ for A ⪰ 0, α ≤ 1/L
     with pytest.raises(ValueError, match="H must have shape"):
         fam.gamma2_for(np.eye(3))
+    with pytest.raises(ValueError, match="H must be symmetric"):
+        fam.f_star_for(np.triu(np.ones((4, 4))))
+    with pytest.raises(ValueError, match="H must be positive semidefinite"):
+        fam.f_star_for(-np.eye(4))
 
 
 def test_shifted_ls_zero_spread_is_homogeneous():
