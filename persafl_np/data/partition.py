@@ -52,6 +52,13 @@ def _labels(y: Any, name: str = "y") -> np.ndarray:
     raise ValueError(f"{name} must hold integer class labels, got dtype {a.dtype}")
 
 
+def _members_by_class(inverse: np.ndarray, n_classes: int) -> list[np.ndarray]:
+    """Sample indices of each class, ascending (one stable sort instead of C scans)."""
+    order = np.argsort(inverse, kind="stable")
+    counts = np.bincount(inverse, minlength=n_classes)
+    return np.split(order.astype(np.int64), np.cumsum(counts)[:-1])
+
+
 def _finish(parts: list[np.ndarray], n_samples: int, what: str) -> list[np.ndarray]:
     out = [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
     # Internal invariant, cheap to check: a partition, no client empty.
@@ -111,9 +118,10 @@ def partition_label_skew(
     # holders[c] = clients holding label c, in slot order (deterministic given the seed).
     holder_of_slot = np.repeat(client_order, k)
     parts: list[list[np.ndarray]] = [[] for _ in range(n_clients)]
+    by_class = _members_by_class(inverse, C)
     for c in range(C):
         holders = holder_of_slot[slots.ravel() == c]
-        members = rng.permutation(np.flatnonzero(inverse == c))
+        members = rng.permutation(by_class[c])
         for h, chunk in zip(holders, np.array_split(members, holders.size), strict=True):
             parts[h].append(chunk)
     return _finish(
@@ -153,7 +161,7 @@ def partition_dirichlet(
     max_tries = check_int(max_tries, "max_tries", 1)
     rng = as_generator(seed)
     classes, inverse = np.unique(labels, return_inverse=True)
-    members = [np.flatnonzero(inverse == c) for c in range(classes.size)]
+    members = _members_by_class(inverse, classes.size)
     for _ in range(max_tries):
         parts: list[list[np.ndarray]] = [[] for _ in range(n_clients)]
         for idx in members:
