@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from persafl_np.data.arguments import check_int
+
 __all__ = ["ClientData", "FederatedDataset"]
 
 #: Version of the ``.npz`` layout written by :meth:`FederatedDataset.save`.
@@ -144,11 +146,7 @@ class FederatedDataset:
             if not isinstance(c, ClientData):
                 raise ValueError(f"clients[{i}] must be a ClientData, got {type(c).__name__}")
         object.__setattr__(self, "clients", clients)
-        if isinstance(self.n_features, bool) or int(self.n_features) != self.n_features:
-            raise ValueError(f"n_features must be an int >= 1, got {self.n_features!r}")
-        d = int(self.n_features)
-        if d < 1:
-            raise ValueError(f"n_features must be an int >= 1, got {self.n_features!r}")
+        d = check_int(self.n_features, "n_features", 1)
         object.__setattr__(self, "n_features", d)
         if not isinstance(self.name, str):
             raise ValueError(f"name must be a str, got {type(self.name).__name__}")
@@ -164,11 +162,7 @@ class FederatedDataset:
                 tuple(_with_label_dtype(c, np.float64, i) for i, c in enumerate(clients)),
             )
             return
-        if isinstance(self.n_classes, bool) or int(self.n_classes) != self.n_classes:
-            raise ValueError(f"n_classes must be an int >= 2 or None, got {self.n_classes!r}")
-        C = int(self.n_classes)
-        if C < 2:
-            raise ValueError(f"n_classes must be an int >= 2 or None, got {self.n_classes!r}")
+        C = check_int(self.n_classes, "n_classes (an int, or None for regression)", 2)
         object.__setattr__(self, "n_classes", C)
         checked = []
         for i, c in enumerate(clients):
