@@ -101,6 +101,10 @@ class LeastSquares:
         return True
 
     def predict(self, w: Any, X: Any) -> Any:
+        """Predicted targets Xw."""
+        if len(X.shape) != 2:
+            raise ValueError(f"X must be 2-D (m samples, d features), got shape {tuple(X.shape)}")
+        check_params(w, X.shape[1])
         return X @ w
 
     def check_data(self, X: Any, y: Any) -> None:

@@ -60,7 +60,8 @@ def test_smoothness_on_far_and_close_pairs(kind, seed, m, d, scale):
 
 
 @pytest.mark.parametrize("kind", FINITE_KINDS)
-@given(seed=SEEDS, m=st.integers(1, 10), d=st.integers(1, 4), scale=st.sampled_from([0.0, 0.3, 3.0]))
+@given(seed=SEEDS, m=st.integers(1, 10), d=st.integers(1, 4),
+       scale=st.sampled_from([0.0, 0.3, 3.0]))
 def test_hessian_lipschitz_on_pairs(kind, seed, m, d, scale):
     model, X, y, rng = make_case(kind, seed, m, d)
     w = random_params(model, rng, d, scale)
@@ -147,7 +148,7 @@ def test_robust_rho_tight_in_one_dimension():
 
 
 def test_logistic_rho_tight_in_one_dimension():
-    """Prop. LR-2 with m = d = 1, x = 1, ν = 0: ρ = max|σ''| = 1/(6√3), attained at σ = 1/2 − 1/(2√3)."""
+    """Prop. LR-2, m = d = 1, x = 1, ν = 0: ρ = max|σ''| = 1/(6√3), at σ = 1/2 − 1/(2√3)."""
     X, y = np.ones((1, 1)), np.ones(1, dtype=np.int64)
     model = LogisticRegression()
     assert model.hessian_lipschitz(X, y) == pytest.approx(SIGMOID2_MAX, rel=1e-15)
