@@ -107,12 +107,13 @@ class _TheoremSource:
         pass
 
     def next(self, version: int) -> Arrival:
-        # Documented stream use: first the client, then (policy "uniform") the staleness.
+        # Documented stream use: first the client, then (policy "uniform", only when
+        # min(τ, t) > 0) the staleness; with τ = 0 the stream is exactly SGD's client sequence.
         i = int(self.rng.integers(self.n))
         cap = min(self.spec.tau, version)
         pol = self.spec.policy
         if pol == "uniform":
-            tau = int(self.rng.integers(cap + 1))
+            tau = int(self.rng.integers(cap + 1)) if cap > 0 else 0
         elif pol == "max":
             tau = cap
         else:
