@@ -173,6 +173,7 @@ class MAML:
         rho: float,
         B: float,
         *,
+        convex: bool = False,
         quadratic_eigs: Any = None,
         sigma: float = 0.0,
         batch_size: int | None = None,
@@ -184,6 +185,8 @@ class MAML:
         * otherwise: L_F = L(1 + αL)² + αρB (eq. (MAML-7); ≤ 4L + αρB, Per-FedAvg Lemma 4.2,
           for α ≤ 1/L). The term αρB is 0 when ρ = 0 (also for B = ∞); when ρ > 0 and
           B = ∞ no constant is known and L_F = ∞. Requires α ≤ 1/L (:meth:`check_alpha`).
+        * ``convex=True`` (f_i convex): L_F = L + αρB (eq. (MAML-7c): the adaptation step is
+          non-expansive and ‖I − α∇²f_i‖ ≤ 1 for α ≤ 1/L).
         * bias (eq. (MAML-10)): ‖E g − ∇F_i‖ ≤ αL(1 + αL)σ/√b for mini-batches of b samples
           with per-sample gradient variance σ² (0 for full batches, and 0 when ρ = 0 because
           ∇f_i is then affine). ``first_order`` adds αLB (eq. (MAML-11)); ``hessian_free``
@@ -216,7 +219,7 @@ class MAML:
             curv = math.inf
         else:
             curv = a * rho * B
-        L_F = L * (1.0 + a * L) ** 2 + curv
+        L_F = (L if convex else L * (1.0 + a * L) ** 2) + curv
         bias = 0.0
         if batch_size is not None:
             if int(batch_size) < 1:
@@ -231,5 +234,9 @@ class MAML:
         return PersonalizedConstants(
             L_F=L_F,
             bias=bias,
-            note="MAML: L_F = L(1+alpha L)^2 + alpha rho B <= 4L + alpha rho B (MAML-7)",
+            note=(
+                "MAML convex: L_F = L + alpha rho B (MAML-7c)"
+                if convex
+                else "MAML: L_F = L(1+alpha L)^2 + alpha rho B <= 4L + alpha rho B (MAML-7)"
+            ),
         )

@@ -50,5 +50,27 @@ class Plain:
     def personalize(self, model: Model, w: Any, X: Any, y: Any) -> Any:
         return w
 
-    def constants(self, L: float, rho: float, B: float) -> PersonalizedConstants:
+    def constants(
+        self,
+        L: float,
+        rho: float,
+        B: float,
+        *,
+        convex: bool = False,
+        quadratic_eigs: Any = None,
+        sigma: float = 0.0,
+        batch_size: int | None = None,
+    ) -> PersonalizedConstants:
+        """L_F = L (or max|a| over ``quadratic_eigs``); the mini-batch gradient is unbiased.
+
+        The keyword arguments are those of every oracle's ``constants`` (MAML, Moreau
+        envelope), so callers can pass the same set to any oracle.
+        """
+        if quadratic_eigs is not None:
+            eigs = np.asarray(quadratic_eigs, dtype=np.float64).ravel()
+            if eigs.size == 0 or not np.all(np.isfinite(eigs)):
+                raise ValueError("quadratic_eigs must be a non-empty array of finite eigenvalues")
+            return PersonalizedConstants(
+                L_F=float(np.max(np.abs(eigs))), bias=0.0, note="AL quadratic: L_F = max|a|"
+            )
         return PersonalizedConstants(L_F=float(L), bias=0.0, note="AL: L_F = L")

@@ -154,3 +154,32 @@ def test_heterogeneity_transfer_and_minimizer(oracle):
         assert gamma2 == pytest.approx(np.mean([np.sum((A @ (c - cbar)) ** 2) for c in cs]))
     gbar = np.mean([oracle.grad(M, cbar, X, yi) for yi in ys], axis=0)
     assert np.linalg.norm(gbar) <= 1e-8
+
+
+def test_maml_L_F_convex_on_random_pairs():
+    """(MAML-7c): convex f (logistic, l2 = 0), α ≤ 1/L: L_F = L + αρB."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(15, 3))
+    y = (rng.random(15) < 0.5).astype(int)
+    M = LogisticRegression()
+    L, rho, B = M.smoothness(X, y), M.hessian_lipschitz(X, y), M.grad_bound(X, y)
+    o = MAML(1.0 / L)
+    L_F = o.constants(L, rho, B, convex=True).L_F
+    assert L_F == pytest.approx(L + rho * B / L)
+    assert L_F < o.constants(L, rho, B).L_F
+    worst = max(
+        _pair_ratio(o, M, w, w + rng.normal(size=3) * 10 ** rng.uniform(-3, 0.5), X, y)
+        for w in 2 * rng.normal(size=(200, 3))
+    )
+    assert 0.01 * L_F < worst <= L_F
+
+
+@pytest.mark.parametrize("oracle", [Plain(), MAML(0.1), MAML(0.1, "first_order"),
+                                    MoreauEnvelope(5.0)], ids=["plain", "maml", "fo", "me"])
+def test_constants_share_one_keyword_interface(oracle):
+    """Every oracle accepts constants(L, ρ, B, *, convex, quadratic_eigs, sigma, batch_size)."""
+    c = oracle.constants(2.0, 0.0, math.inf, convex=True, quadratic_eigs=None, sigma=1.0,
+                         batch_size=4)
+    assert 0 < c.L_F <= 2.0 and c.note
+    q = oracle.constants(2.0, 0.0, math.inf, quadratic_eigs=[0.5, 2.0])
+    assert 0 < q.L_F <= 2.0

@@ -130,3 +130,18 @@ def test_local_update_bad_input(Q, eta, match):
     X, y, w = rng.normal(size=(5, 2)), rng.normal(size=5), rng.normal(size=2)
     with pytest.raises(ValueError, match=match):
         local_update(Plain(), LeastSquares(), w, X, y, Q, eta, rng)
+
+
+def test_array_api_strict_noise_and_minibatch_steps():
+    xs = pytest.importorskip("array_api_strict")
+    rng = np.random.default_rng(9)
+    X, y, w = rng.normal(size=(12, 3)), rng.normal(size=12), rng.normal(size=3)
+    Xs, ys, wsx = xs.asarray(X), xs.asarray(y), xs.asarray(w)
+    M = LeastSquares(l2=0.1)
+    for o in (AdditiveNoise(MAML(0.1), 0.5), MoreauEnvelope(3.0), MAML(0.1, "hessian_free")):
+        a = o.step(M, wsx, Xs, ys, np.random.default_rng(0), 4)
+        b = o.step(M, w, X, y, np.random.default_rng(0), 4)
+        np.testing.assert_allclose(np.asarray(a.g), b.g, rtol=1e-10, atol=1e-12)
+    res = local_update(MAML(0.1), M, wsx, Xs, ys, 3, 0.1, np.random.default_rng(1), 4)
+    ref = local_update(MAML(0.1), M, w, X, y, 3, 0.1, np.random.default_rng(1), 4)
+    np.testing.assert_allclose(np.asarray(res.delta), ref.delta, rtol=1e-10, atol=1e-12)
