@@ -31,7 +31,8 @@ SMALL = {"T": 12, "eval_every": 4, "data": {"n_clients": 4, "n_features": 3, "n_
     ({"oracle": {"lam": 0}}, "oracle.lam must be > 0"),
     ({"data": {"n_clients": 0}}, "data.n_clients"),
     ({"colour": "red"}, "unknown key colour"),
-    ({"arrivals": {"job_time": {"law": "constant", "speed": 2}}}, "unknown key arrivals.job_time.speed"),
+    ({"arrivals": {"job_time": {"law": "constant", "speed": 2}}},
+     "unknown key arrivals.job_time.speed"),
     ({"algorithm": {"name": "fedavg", "clients_per_round": 20}}, "clients_per_round must be <="),
 ])
 def test_bad_config_names_the_field(d, msg):
