@@ -11,7 +11,8 @@ Three ways to apply the Hessian factor (``hessian=``):
 
 Stochastic estimator (eq. (MAML-3), theory brief B1): three *independent* mini-batches
 D, D′, D″ drawn one after the other from the client's ``rng`` (each of ``batch_size`` distinct
-samples; the three sets may overlap — they are independent draws, not a partition):
+samples; the three sets may overlap — they are independent draws, not a partition;
+``first_order`` draws only D and D′, and no batch is drawn at all for ``batch_size=None``):
 
     g = (I − α∇²f_i(y; D″)) ∇f_i(y − α∇f_i(y; D); D′).
 

@@ -240,12 +240,22 @@ class MoreauEnvelope:
     def _solve(
         self, model: Model, w: Any, X: Any, y: Any, theta0: Any, max_steps: int, tol: float | None
     ) -> tuple[ProxResult, float]:
-        L = self._smoothness(model, X, y)
-        self.strong_convexity(model, L)
         if self.inner == "nesterov" and not model.is_convex():
             raise ValueError(
                 "inner='nesterov' needs a convex model (model.is_convex() is False); use inner='gd'"
             )
+        L = self._smoothness(model, X, y)
+        try:
+            self.strong_convexity(model, L)
+        except ValueError as exc:
+            if self.smoothness is not None:
+                raise
+            # L came from this batch: a mini-batch can be less smooth than the full data.
+            raise ValueError(
+                f"{exc}. L was computed on this batch of {X.shape[0]} samples; pass "
+                "MoreauEnvelope(smoothness=...) with a bound valid for every batch (e.g. the "
+                "largest per-sample L) and a lam above it"
+            ) from None
         res = solve_prox(
             model, w, X, y, self.lam, L, theta0=theta0, method=self.inner,
             max_steps=max_steps, tol=tol,

@@ -135,6 +135,11 @@ def test_lam_le_L_rejected_unless_convex():
         MoreauEnvelope(0.9 * L).grad(R, w, X, y)
     with pytest.raises(ValueError, match="not strongly convex"):
         MoreauEnvelope(L).step(R, w, X, y, rng, 5)
+    # a mini-batch can be less smooth than the full data: the error says what to do
+    with pytest.raises(ValueError, match="computed on this batch of 1 samples"):
+        MoreauEnvelope(1.01 * L).step(R, w, X[:1] * 10, y[:1], rng, None)
+    with pytest.raises(ValueError, match="nesterov"):
+        MoreauEnvelope(0.5 * L, inner="nesterov").grad(R, w, X, y)
     # convex: any λ > 0 is fine and matches the closed form (ME-10)
     M = LeastSquares()
     lam = 0.1 * M.smoothness(X, y)
