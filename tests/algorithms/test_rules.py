@@ -102,7 +102,7 @@ def test_pfedme_mixing_beta(make_problem):
     r = sync_average(1.7, 4)
     s = r.init(w)
     ds = [np.full(3, float(k)) for k in range(4)]
-    for k, d in enumerate(ds):
+    for d in ds:
         s = r.update(s, Contribution(d, w, 0))
     np.testing.assert_allclose(s.w, (1 - 1.7) * w + 1.7 * np.mean([w - d for d in ds], axis=0))
 
