@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from persafl_np.algorithms.weights import StalenessWeight, constant
 
@@ -35,9 +35,11 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class ServerState:
-    """w: server model w^t; version: t; acc/count: the FedBuff buffer (None/0 when empty)."""
+class ServerState(NamedTuple):
+    """w: server model w^t; version: t; acc/count: the FedBuff buffer (None/0 when empty).
+
+    Immutable (a NamedTuple rather than a frozen dataclass: it is built once per arrival and
+    NamedTuple construction is ~5x cheaper, which matters at 10⁵ events/s)."""
 
     w: Any
     version: int = 0
@@ -45,8 +47,7 @@ class ServerState:
     count: int = 0
 
 
-@dataclass(frozen=True)
-class Contribution:
+class Contribution(NamedTuple):
     """One client result reaching the server.
 
     delta: Δ = y_0 − y_Q; pulled: the model u = w^{t−τ} the job started from; staleness: τ;

@@ -195,6 +195,10 @@ class _EventSource:
             raise ValueError(f"job trace has {len(self.trace.durations)} clients, the run has {n}")
         self.law = jt if isinstance(jt, JobTime) else None
         self.speeds = speeds_array(spec.speeds, n)
+        # Constant laws skip the draw; the counter index 3j+k still names the same draw, so
+        # switching a law to constant changes no other draw.
+        self.law_const = self.law is not None and self.law.law == "constant"
+        self.has_dl, self.has_ul = not spec.download.is_zero, not spec.upload.is_zero
         self.C = n if spec.concurrency is None else min(spec.concurrency, n)
         self.control = spec.staleness
         self.tau_max = spec.tau_max
@@ -225,15 +229,16 @@ class _EventSource:
         if self.trace is not None:
             d = self.trace.durations[i]
             c = d[j % len(d)]
+        elif self.law_const:
+            c = self.law.minimum + self.law.mean
         else:
             c = self.law.quantile(streams.counter_uniform(key, 3 * j + 1))
         if self.speeds is not None:
             c /= self.speeds[i]
-        sp = self.spec
-        if not sp.download.is_zero:
-            c += sp.download.quantile(streams.counter_uniform(key, 3 * j))
-        if not sp.upload.is_zero:
-            c += sp.upload.quantile(streams.counter_uniform(key, 3 * j + 2))
+        if self.has_dl:
+            c += self.spec.download.quantile(streams.counter_uniform(key, 3 * j))
+        if self.has_ul:
+            c += self.spec.upload.quantile(streams.counter_uniform(key, 3 * j + 2))
         return c
 
     def _dispatch(self, i: int, version: int) -> None:
