@@ -39,9 +39,20 @@ __all__ = ["SIGMOID2_MAX", "LogisticRegression"]
 SIGMOID2_MAX = 1.0 / (6.0 * math.sqrt(3.0))
 
 
-def _log_sigmoid(xp: Any, z: Any) -> Any:
-    """log σ(z) = −log(1 + e^{−z}), stable for all z (no overflow, eq. (LR-1))."""
-    return -xp.logaddexp(0.0, -z)
+def _exp_neg_abs(xp: Any, z: Any) -> Any:
+    """e = exp(−|z|) ∈ (0, 1]: every sigmoid quantity below is a rational function of it."""
+    return xp.exp(-xp.abs(z))
+
+
+def _softplus_neg(xp: Any, z: Any, e: Any) -> Any:
+    """log(1 + e^{−z}) = max(−z, 0) + log1p(e^{−|z|}), no overflow (eq. (LR-1))."""
+    return xp.maximum(-z, 0.0) + xp.log1p(e)
+
+
+def _sigmoid_neg(xp: Any, z: Any, e: Any) -> Any:
+    """σ(−z) = e/(1+e) for z ≥ 0, 1/(1+e) for z < 0: full relative precision in both tails."""
+    r = 1.0 / (1.0 + e)
+    return xp.where(z >= 0.0, e * r, r)
 
 
 @dataclass(frozen=True)
@@ -68,40 +79,50 @@ class LogisticRegression:
         return rng.normal(0.0, 1.0 / math.sqrt(n_features), size=self.num_params(n_features))
 
     def _margin(self, w: Any, X: Any, y: Any) -> tuple[Any, Any, Any]:
+        """(xp, signed margins z = s ⊙ Xw with s = 2y − 1, and s)."""
         check_xy(X, y)
         check_params(w, X.shape[1])
         xp = array_namespace(w, X, y)
-        return xp, X @ w, xp.astype(y, X.dtype)
+        s = 2.0 * xp.astype(y, X.dtype) - 1.0
+        return xp, s * (X @ w), s
+
+    def _reg(self, w: Any, fn: Any) -> Any:
+        # ν = 0 skips the elementwise regularizer entirely (a pure logistic model).
+        return self.nonconvex * fn(w) if self.nonconvex else 0.0
 
     def loss(self, w: Any, X: Any, y: Any) -> Any:
-        """f(w), eq. (LR-1); log(1+e^{−s a}) = −log σ(s a) evaluated without overflow."""
-        xp, a, yf = self._margin(w, X, y)
-        data = -xp.mean(_log_sigmoid(xp, (2.0 * yf - 1.0) * a))
-        return data + 0.5 * self.l2 * xp.sum(w * w) + self.nonconvex * xp.sum(gm(w))
+        """f(w), eq. (LR-1); log(1+e^{−z}) evaluated without overflow."""
+        xp, z, _ = self._margin(w, X, y)
+        data = xp.mean(_softplus_neg(xp, z, _exp_neg_abs(xp, z)))
+        reg = self.nonconvex * xp.sum(gm(w)) if self.nonconvex else 0.0
+        return data + 0.5 * self.l2 * xp.sum(w * w) + reg
 
     def grad(self, w: Any, X: Any, y: Any) -> Any:
-        """∇f(w), eq. (LR-2)."""
-        xp, a, yf = self._margin(w, X, y)
-        r = xp.exp(_log_sigmoid(xp, a)) - yf
-        return (r @ X) / X.shape[0] + self.l2 * w + self.nonconvex * gm1(w)
+        """∇f(w), eq. (LR-2); σ(a) − y = −s·σ(−z) keeps full precision for large margins."""
+        xp, z, s = self._margin(w, X, y)
+        r = -s * _sigmoid_neg(xp, z, _exp_neg_abs(xp, z))
+        return (r @ X) / X.shape[0] + self.l2 * w + self._reg(w, gm1)
 
-    def _curvature(self, xp: Any, a: Any) -> Any:
-        # σ'(a) = σ(a)σ(−a), computed from logs so that neither factor loses precision.
-        return xp.exp(_log_sigmoid(xp, a) + _log_sigmoid(xp, -a))
+    def _curvature(self, xp: Any, z: Any) -> Any:
+        # σ'(a) = σ'(z) = e/(1+e)² with e = exp(−|z|): exact in relative terms in both tails.
+        e = _exp_neg_abs(xp, z)
+        r = 1.0 / (1.0 + e)
+        return e * r * r
 
     def hvp(self, w: Any, v: Any, X: Any, y: Any) -> Any:
         """∇²f(w) v, eq. (LR-2): two matrix-vector products with X, no d×d matrix."""
-        xp, a, _ = self._margin(w, X, y)
+        xp, z, _ = self._margin(w, X, y)
         check_params(v, X.shape[1], "v")
-        s = self._curvature(xp, a)
-        return ((s * (X @ v)) @ X) / X.shape[0] + self.l2 * v + self.nonconvex * gm2(w) * v
+        c = self._curvature(xp, z)
+        reg = self.nonconvex * gm2(w) * v if self.nonconvex else 0.0
+        return ((c * (X @ v)) @ X) / X.shape[0] + self.l2 * v + reg
 
     def hessian(self, w: Any, X: Any, y: Any) -> Any:
         """Dense ∇²f(w), eq. (LR-2)."""
-        xp, a, _ = self._margin(w, X, y)
+        xp, z, _ = self._margin(w, X, y)
         d = X.shape[1]
         refuse_dense(d)
-        s = self._curvature(xp, a)
+        s = self._curvature(xp, z)
         diag = self.l2 + self.nonconvex * gm2(w)
         return ((X.T * s) @ X) / X.shape[0] + xp.eye(d, dtype=X.dtype) * diag
 

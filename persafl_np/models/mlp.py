@@ -48,16 +48,21 @@ ACTIVATIONS = ("tanh", "softplus")
 _HESS_BLOCK_ELEMS = 1 << 22
 
 
-def _activation(xp: Any, name: str, A: Any) -> tuple[Any, Any, Any]:
-    """σ(A), σ'(A), σ''(A) for tanh or softplus (eq. (MLP-1))."""
+def _activation(xp: Any, name: str, A: Any, order: int) -> tuple[Any, ...]:
+    """(σ(A), σ'(A)) or, for ``order=2``, (σ, σ', σ'') for tanh or softplus (eq. (MLP-3)).
+
+    Softplus shares one exponential e = exp(−|a|) (never overflows): σ = max(a, 0) + log1p(e),
+    σ' = logistic(a) = 1/(1+e) or e/(1+e) by the sign of a, σ'' = e/(1+e)².
+    """
     if name == "tanh":
         T = xp.tanh(A)
         d1 = 1.0 - T * T
-        return T, d1, -2.0 * T * d1
-    # softplus: σ = log(1+eᵃ), σ' = logistic(a), σ'' = logistic(a)·logistic(−a).
-    lp = -xp.logaddexp(0.0, -A)
-    lm = -xp.logaddexp(0.0, A)
-    return xp.logaddexp(0.0, A), xp.exp(lp), xp.exp(lp + lm)
+        return (T, d1) if order == 1 else (T, d1, -2.0 * T * d1)
+    e = xp.exp(-xp.abs(A))
+    r = 1.0 / (1.0 + e)
+    S = xp.clip(A, 0.0, None) + xp.log1p(e)
+    d1 = xp.where(A >= 0.0, r, e * r)
+    return (S, d1) if order == 1 else (S, d1, e * r * r)
 
 
 @dataclass(frozen=True)
@@ -117,12 +122,15 @@ class MLP:
         check_params(w, self.num_params(X.shape[1]))
         return array_namespace(w, X, y)
 
-    def _forward(self, xp: Any, w: Any, X: Any) -> dict[str, Any]:
+    def _forward(self, xp: Any, w: Any, X: Any, order: int = 1) -> dict[str, Any]:
         W1, b1, W2, b2 = self._split(xp, w, X.shape[1])
         A = X @ W1 + b1
-        S, dS, d2S = _activation(xp, self.activation, A)
-        Z = S @ W2 + b2
-        return {"W1": W1, "W2": W2, "S": S, "dS": dS, "d2S": d2S, "Z": Z}
+        acts = _activation(xp, self.activation, A, order)
+        Z = acts[0] @ W2 + b2
+        out = {"W1": W1, "W2": W2, "S": acts[0], "dS": acts[1], "Z": Z}
+        if order == 2:
+            out["d2S"] = acts[2]
+        return out
 
     def loss(self, w: Any, X: Any, y: Any) -> Any:
         """f(w), eq. (MLP-1)."""
@@ -147,8 +155,11 @@ class MLP:
         return self._join(xp, parts, ()) + self.l2 * w
 
     def _rop(self, xp: Any, w: Any, V: Any, X: Any, y: Any) -> Any:
-        """∇²f(w) applied to the rows of V (k, p): the R-operator of eq. (MLP-3)."""
-        fw = self._forward(xp, w, X)
+        """∇²f(w) applied to v (p,) or to the rows of V (k, p): the R-operator of eq. (MLP-3).
+
+        A 1-D v keeps every product 2-D (BLAS); a batch adds a leading axis (dense Hessian).
+        """
+        fw = self._forward(xp, w, X, order=2)
         bw = self._backward(xp, fw, X, y)
         VW1, Vb1, VW2, Vb2 = self._split(xp, V, X.shape[1])
         Vb1, Vb2 = xp.expand_dims(Vb1, axis=-2), xp.expand_dims(Vb2, axis=-2)
@@ -160,13 +171,13 @@ class MLP:
         RdS = RD @ fw["W2"].T + bw["D"] @ xp.matrix_transpose(VW2)
         RdA = RdS * fw["dS"] + bw["dSum"] * fw["d2S"] * RA
         parts = (X.T @ RdA, xp.sum(RdA, axis=-2), RgW2, xp.sum(RD, axis=-2))
-        return self._join(xp, parts, (V.shape[0],)) + self.l2 * V
+        return self._join(xp, parts, tuple(V.shape[:-1])) + self.l2 * V
 
     def hvp(self, w: Any, v: Any, X: Any, y: Any) -> Any:
         """∇²f(w) v, exact, by the R-operator (Pearlmutter 1994), eq. (MLP-3)."""
         xp = self._check(w, X, y)
         check_params(v, self.num_params(X.shape[1]), "v")
-        return self._rop(xp, w, xp.expand_dims(v, axis=0), X, y)[0, ...]
+        return self._rop(xp, w, v, X, y)
 
     def hessian(self, w: Any, X: Any, y: Any) -> Any:
         """Dense ∇²f(w): the R-operator on blocks of identity columns (exact, eq. (MLP-3))."""
