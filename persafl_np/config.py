@@ -272,7 +272,8 @@ class ArrivalsConfig:
     """mode ∈ theorem, event. Theorem: tau ≥ 0, policy ∈ uniform, max, or a list of ints in
     0..tau. Event: job_time/download/upload laws, job_trace (CSV path, overrides job_time),
     speeds (n positive numbers), concurrency ≥ 1 (omit: all clients in flight), dropout ∈ [0, 1),
-    staleness ∈ none, drop, block with tau_max ≥ 0."""
+    staleness ∈ none, drop, block with tau_max ≥ 0, availability_period > 0 (optional) with
+    availability_on ∈ (0, 1] (the online fraction of each period)."""
 
     mode: str = "theorem"
     tau: int = 0
@@ -286,9 +287,16 @@ class ArrivalsConfig:
     dropout: float = 0.0
     staleness: str = "none"
     tau_max: int | None = None
+    availability_period: float | None = None
+    availability_on: float = 1.0
 
     def __post_init__(self) -> None:
         _choice(self.mode, "arrivals.mode", ("theorem", "event"))
+        if self.availability_period is not None:
+            _set(self, "availability_period", _float(
+                self.availability_period, "arrivals.availability_period", 0.0, strict=True))
+        _set(self, "availability_on",
+             _float(self.availability_on, "arrivals.availability_on", 0.0, strict=True, hi=1.0))
         _int(self.tau, "arrivals.tau", 0)
         if isinstance(self.policy, str):
             _choice(self.policy, "arrivals.policy", ("uniform", "max"))
@@ -328,7 +336,8 @@ class ArrivalsConfig:
             job_time=self.job_trace if self.job_trace is not None else self.job_time,
             speeds=self.speeds, download=self.download, upload=self.upload,
             concurrency=self.concurrency, dropout=self.dropout, staleness=self.staleness,
-            tau_max=self.tau_max,
+            tau_max=self.tau_max, availability_period=self.availability_period,
+            availability_on=self.availability_on,
         )
 
 

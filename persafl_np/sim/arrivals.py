@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from persafl_np.sim import streams
-from persafl_np.sim.events import ARRIVAL, FAILURE, EventQueue
+from persafl_np.sim.events import ARRIVAL, FAILURE, START, EventQueue
 from persafl_np.sim.staleness import CONTROLS, block_safe
 from persafl_np.sim.timing import JobTime, TraceJobTimes, load_job_trace, speeds_array
 
@@ -147,6 +147,10 @@ class EventDriven:
     is replaced by one drawn uniformly from the idle clients; None = every client always has a
     job and restarts on return (the restart rule of B2). dropout: probability that a job is lost.
     staleness: ``none`` | ``drop`` | ``block`` with bound ``tau_max``.
+    availability_period P, availability_on a ∈ (0, 1]: client i is online on the windows
+    [φ_i + kP, φ_i + kP + aP), φ_i uniform on [0, P) from its own stream; a job starts only
+    online (a client that is offline waits for its next window and then pulls the then-current
+    model) and is lost (``failed``) if the window closes before it ends.
     """
 
     job_time: JobTime | TraceJobTimes | str = field(default_factory=lambda: JobTime("exponential"))
@@ -157,8 +161,17 @@ class EventDriven:
     dropout: float = 0.0
     staleness: str = "none"
     tau_max: int | None = None
+    availability_period: float | None = None
+    availability_on: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.availability_period is not None:
+            P = float(self.availability_period)
+            if not (math.isfinite(P) and P > 0):
+                raise ValueError(f"availability_period must be a finite number > 0, got {P!r}")
+        a = float(self.availability_on)
+        if not (math.isfinite(a) and 0.0 < a <= 1.0):
+            raise ValueError(f"availability_on must lie in (0, 1], got {self.availability_on!r}")
         if not isinstance(self.job_time, (JobTime, TraceJobTimes, str)):
             raise ValueError("job_time must be a JobTime, a TraceJobTimes or a CSV path")
         if self.speeds is not None:
@@ -207,6 +220,13 @@ class _EventSource:
                 f"staleness='block' needs concurrency <= tau_max + 1 (here concurrency={self.C}, "
                 f"tau_max={self.tau_max}): C jobs pulled at version 0 need C versions <= tau_max"
             )
+        self.period = spec.availability_period
+        if self.period is not None:
+            ph = streams.counter_uniforms(streams.client_keys(seed, streams.PURPOSE_AVAIL, n),
+                                          np.zeros(n, dtype=np.int64))
+            self.phase = (ph * self.period).tolist()
+            self.on_len = spec.availability_on * self.period
+        self.off_t = [math.inf] * n
         self.keys = streams.client_keys(seed, streams.PURPOSE_JOBS, n).tolist()
         self.dkeys = streams.client_keys(seed, streams.PURPOSE_DROPOUT, n).tolist()
         self.rng = streams.server_rng(seed)
@@ -241,12 +261,32 @@ class _EventSource:
             c += self.spec.upload.quantile(streams.counter_uniform(key, 3 * j + 2))
         return c
 
+    def _window(self, i: int, t: float) -> tuple[float, float]:
+        """(start, end) of the availability window that contains t, or else of the next one."""
+        P, ph = self.period, self.phase[i]
+        s = ph + math.floor((t - ph) / P) * P
+        if t < s + self.on_len:
+            return max(s, t), s + self.on_len
+        return s + P, s + P + self.on_len
+
     def _dispatch(self, i: int, version: int) -> None:
+        if self.period is not None:
+            t_on, t_off = self._window(i, self.now)
+            self.off_t[i] = t_off
+            if t_on > self.now:
+                # Offline: the job starts (and pulls) when the window opens.
+                self.q.push(t_on, START, i)
+                return
+        self._start(i, version)
+
+    def _start(self, i: int, version: int) -> None:
         j = self.jobidx[i]
         self.jobidx[i] = j + 1
         end = self.now + self._duration(i, j)
         drop = self.spec.dropout
         fail = drop > 0 and streams.counter_uniform(self.dkeys[i], j) < drop
+        if end > self.off_t[i]:
+            end, fail = self.off_t[i], True
         self.q.push(end, FAILURE if fail else ARRIVAL, i)
         self.pulled[i] = version
         self.start_t[i] = self.now
@@ -293,6 +333,9 @@ class _EventSource:
         while len(self.q):
             t, kind, i, _ = self.q.pop()
             self.now = t
+            if kind == START:
+                self._start(i, version)
+                continue
             p = self.pulled[i]
             if kind == FAILURE:
                 self.n_failed += 1
@@ -329,7 +372,7 @@ class _EventSource:
             "pulled": self.pulled, "start_t": self.start_t, "jobidx": self.jobidx,
             "cnt": [[k, v] for k, v in self.cnt.items()], "lo": self.lo, "idle": self.idle,
             "held": [list(h) for h in self.held], "n_dropped": self.n_dropped,
-            "n_failed": self.n_failed,
+            "n_failed": self.n_failed, "off_t": self.off_t,
         }
 
     def load_state(self, s: dict) -> None:
@@ -344,6 +387,7 @@ class _EventSource:
         self.idle = [int(x) for x in s["idle"]]
         self.held = [(int(p), float(e), int(i), int(q)) for p, e, i, q in s["held"]]
         self.n_dropped, self.n_failed = int(s["n_dropped"]), int(s["n_failed"])
+        self.off_t = [float(x) for x in s["off_t"]]
 
 
 # --------------------------------------------------------------------------- synchronous rounds

@@ -414,8 +414,11 @@ def run(
             raise ValueError("checkpoint_every needs checkpoint_dir")
     if not isinstance(arrivals, (TheoremMode, EventDriven, Replay)):
         raise ValueError("arrivals must be a TheoremMode, EventDriven or Replay")
-    if algorithm.synchronous and isinstance(arrivals, EventDriven) and arrivals.staleness != "none":
-        raise ValueError("staleness control applies to asynchronous algorithms only")
+    if algorithm.synchronous and isinstance(arrivals, EventDriven):
+        if arrivals.staleness != "none":
+            raise ValueError("staleness control applies to asynchronous algorithms only")
+        if arrivals.availability_period is not None:
+            raise ValueError("availability windows apply to asynchronous algorithms only")
     r = _Run(problem, algorithm, arrivals, T, seed, eval_every, max_arrivals)
     ck = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if resume:

@@ -1,22 +1,25 @@
 """The virtual clock's event queue with a documented total order (theory/simulator.md §3).
 
 Events are tuples ``(time, kind, client, seq)`` in a binary heap, compared lexicographically:
-earlier time first; at equal times ``ARRIVAL`` (0) before ``FAILURE`` (1); then the smaller client
-id; then the smaller sequence number (the global push counter, unique). The order is therefore
-total and independent of insertion order and of hash seeds. Push and pop are O(log q), q = the
-number of jobs in flight.
+earlier time first; at equal times ``ARRIVAL`` (0) before ``FAILURE`` (1) before ``START`` (2)
+(so a client coming online at t pulls the model after every arrival at t); then the smaller
+client id; then the smaller sequence number (the global push counter, unique). The order is
+therefore total and independent of insertion order and of hash seeds. Push and pop are
+O(log q), q = the number of jobs in flight.
 """
 
 from __future__ import annotations
 
 import heapq
 
-__all__ = ["ARRIVAL", "FAILURE", "EventQueue"]
+__all__ = ["ARRIVAL", "FAILURE", "START", "EventQueue"]
 
 #: A job's upload reached the server.
 ARRIVAL = 0
 #: A job was lost (client dropped out); the server learns it at the would-be arrival time.
 FAILURE = 1
+#: A waiting client comes online (availability window opens) and starts its job.
+START = 2
 
 
 class EventQueue:

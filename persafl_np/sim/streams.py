@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "PURPOSE_AVAIL",
     "PURPOSE_BATCH",
     "PURPOSE_DATA",
     "PURPOSE_DROPOUT",
@@ -40,6 +41,7 @@ PURPOSE_JOBS = 2
 PURPOSE_DROPOUT = 3
 PURPOSE_DATA = 4
 PURPOSE_INIT = 5
+PURPOSE_AVAIL = 6
 
 _MASK = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15

@@ -267,3 +267,40 @@ def test_block_actually_holds_fast_clients(make_problem):
     # held updates are applied later than their job ended
     assert blk.counters["time"] > free.counters["time"]
     assert np.all(np.diff(blk.trace.client[4:]) != 0)  # strict alternation once in steady state
+
+
+def test_availability_windows(make_problem, tmp_path):
+    """Jobs start only inside a client's online window [φ_i + kP, φ_i + kP + aP) and a job
+    still running when its window closes is lost at the closing time."""
+    P, a = 4.0, 0.5
+    spec = EventDriven(job_time=JobTime("exponential", mean=0.7), availability_period=P,
+                       availability_on=a)
+    prob = make_problem(n=4)
+    res = run(prob, ALG, spec, T=150, seed=5)
+    j = res.jobs
+    from persafl_np.sim.arrivals import _EventSource
+
+    src = _EventSource(spec, 4, 5)
+    for c, s0, e, status in zip(j["client"], j["start"], j["end"], j["status"], strict=True):
+        ph = src.phase[c]
+        k = np.floor((s0 - ph) / P + 1e-9)  # window index; tolerance for φ + kP rounding
+        off = ph + k * P + a * P
+        assert s0 - (ph + k * P) >= -1e-9 and s0 < off + 1e-9  # started online
+        assert e <= off + 1e-9  # ended (or was lost) by the window's end
+        if e > off - 1e-9:
+            assert status == 2  # cut off by the window's end ⇒ failed
+    failed = j["status"] == 2
+    assert failed.any() and res.counters["failed"] == int(failed.sum())
+    # checkpoint/resume also holds with waiting clients in the queue
+    ck = tmp_path / "ck"
+    run(prob, ALG, spec, T=150, seed=5, checkpoint_dir=ck, checkpoint_every=25, stop_after=60)
+    again = run(prob, ALG, spec, T=150, seed=5, checkpoint_dir=ck, checkpoint_every=25,
+                resume=True)
+    assert again.digest() == res.digest()
+
+
+def test_availability_spec_validation():
+    with pytest.raises(ValueError, match="availability_on"):
+        EventDriven(availability_period=1.0, availability_on=0.0)
+    with pytest.raises(ValueError, match="availability_period"):
+        EventDriven(availability_period=-1.0)
