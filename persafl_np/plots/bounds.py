@@ -58,6 +58,7 @@ def _atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; figures are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -117,7 +118,7 @@ def _measured_and_bound(curves, xlabel, title, path, xlog):
     ax.set_xlabel(xlabel)
     ax.set_ylabel(r"$\frac{1}{T}\sum_{t<T}\|\nabla F(w^t)\|^2$")
     worst = max(float((c.measured.mean(axis=0) / c.bound).max()) for c in curves)
-    ax.set_title(f"{title}  (max measured/bound = {worst:.3g})", fontsize=9)
+    ax.set_title(f"{title}\nmax over x of mean measured/bound = {worst:.3g}", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
     _save(fig, curves, path)
