@@ -95,3 +95,14 @@ def test_minibatch_is_row_subset(kind):
     np.testing.assert_array_equal(
         model.grad(w, take_rows(X, idx), take_rows(y, idx)), model.grad(w, X[idx], y[idx])
     )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@given(seed=SEEDS, scale=st.sampled_from([0.1, 1.0, 5.0]))
+def test_larger_problems_random_directions(kind, seed, scale):
+    """m = 60, d = 30: p ≥ 30 (and > 64 for softmax/MLP, so random directions are probed)."""
+    model, X, y, rng = make_case(kind, seed, 60, 30)
+    w = random_params(model, rng, 30, scale / np.sqrt(30))
+    f, g, hv, _ = _bind(model, X, y)
+    assert check_grad(f, g, w, rng=rng, n_directions=8).ok
+    assert check_hvp(g, hv, w, rng=rng, n_directions=2).ok
