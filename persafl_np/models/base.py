@@ -20,6 +20,12 @@ Contract
   each has a proof in ``theory/models.md``.
 * A mini-batch is ``take_rows(X, idx), take_rows(y, idx)``
   (:func:`persafl_np.backend.take_rows`).
+
+Adding a model: write a frozen dataclass with these methods (``least_squares.py`` is the
+smallest template), prove its constants in ``theory/models.md`` (return ``math.inf`` where no
+global constant exists, as for the MLP), and verify it with
+``persafl_np.checks.check_model(model, X, y)``, which compares the gradient and HVP with
+finite differences, the Hessian with the HVP, and samples the constants.
 """
 
 from __future__ import annotations
