@@ -7,8 +7,9 @@ C (resp. h) times the work of a matrix-vector product, so the table also reports
 to the *same-shaped* linear map ``X.T @ (X @ W)`` with W of shape (d, C) (softmax) or
 (d, h) (MLP layer 1), which is the fair floor for those models.
 
-Timings are the median of repeated calls after one warm-up call; they are measurements,
-never asserted on.
+Timings are the minimum over repeated calls after one warm-up call (the minimum, as in
+``timeit``, is the estimate least disturbed by other processes on a shared machine); they are
+measurements, never asserted on.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import platform  # noqa: E402
-import statistics  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 
@@ -42,8 +42,8 @@ from persafl_np.models import (  # noqa: E402
 )
 
 
-def median_time(fn: Callable[[], object], budget: float, min_reps: int = 3) -> float:
-    """Median wall time of ``fn`` over at least ``min_reps`` calls or ``budget`` seconds."""
+def min_time(fn: Callable[[], object], budget: float, min_reps: int = 5) -> float:
+    """Minimum wall time of ``fn`` over at least ``min_reps`` calls or ``budget`` seconds."""
     fn()
     times: list[float] = []
     start = time.perf_counter()
@@ -53,7 +53,7 @@ def median_time(fn: Callable[[], object], budget: float, min_reps: int = 3) -> f
         times.append(time.perf_counter() - t0)
         if len(times) >= 200:
             break
-    return statistics.median(times)
+    return min(times)
 
 
 def cases(rng: np.random.Generator, m: int, d: int):
@@ -91,10 +91,10 @@ def main() -> None:
             v = rng.normal(size=w.size)
             wv = rng.normal(size=d)
             Wk = rng.normal(size=(d, width))
-            t_grad = median_time(lambda: model.grad(w, X, y), args.budget)  # noqa: B023
-            t_hvp = median_time(lambda: model.hvp(w, v, X, y), args.budget)  # noqa: B023
-            t_base = median_time(lambda: X.T @ (X @ wv), args.budget)  # noqa: B023
-            t_wide = (median_time(lambda: X.T @ (X @ Wk), args.budget)  # noqa: B023
+            t_grad = min_time(lambda: model.grad(w, X, y), args.budget)  # noqa: B023
+            t_hvp = min_time(lambda: model.hvp(w, v, X, y), args.budget)  # noqa: B023
+            t_base = min_time(lambda: X.T @ (X @ wv), args.budget)  # noqa: B023
+            t_wide = (min_time(lambda: X.T @ (X @ Wk), args.budget)  # noqa: B023
                       if width > 1 else t_base)
             print(f"| {name} | {m} | {d} | {w.size} | {1e3 * t_grad:.3f} | {1e3 * t_hvp:.3f} "
                   f"| {t_hvp / t_grad:.2f} | {t_grad / t_base:.2f} | {t_grad / t_wide:.2f} |",

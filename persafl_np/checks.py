@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from persafl_np.backend import to_device_like, to_numpy
+from persafl_np.models.base import Model
 
 __all__ = [
     "BoundCheck",
@@ -510,7 +511,7 @@ def check_grad_bound(
 
 
 def check_model(
-    model: Any,
+    model: Model,
     X: Any,
     y: Any,
     w: Any = None,
