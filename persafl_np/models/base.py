@@ -209,12 +209,12 @@ class DesignNorms:
 
     @property
     def cubic(self) -> float:
-        """min(max_j‖x_j‖·‖X‖₂²/m, (1/m)Σ_j‖x_j‖³): the data factor of every ρ (eq. (M-3))."""
+        """min(max_j‖x_j‖·‖X‖₂²/m, (1/m)Σ_j‖x_j‖³): the data factor of every ρ (eq. (M-2))."""
         return min(self.max_row * self.spec2_over_m, self.mean_row_cubed)
 
     @property
     def linear(self) -> float:
-        """min((1/m)Σ_j‖x_j‖, ‖X‖₂/√m): the data factor of every finite B (eq. (M-4))."""
+        """min((1/m)Σ_j‖x_j‖, ‖X‖₂/√m): the data factor of every finite B (eq. (M-3))."""
         return min(self.mean_row, self.spec_over_sqrt_m)
 
 

@@ -7,7 +7,7 @@ ones column to X). With Z = XW, P = softmax(Z) row-wise and Y the one-hot labels
 
     f(w)   = (1/m) Σ_j [logsumexp(z_j) − z_{j,y_j}] + (l2/2)‖W‖_F²,
     ∇f(w)  = vec(Xᵀ(P − Y)/m + l2·W),
-    ∇²f(w) = (1/m) Σ_j A(p_j) ⊗ x_j x_jᵀ + l2·I  (in (k, c) row-major order),
+    ∇²f(w) = (1/m) Σ_j x_j x_jᵀ ⊗ A(p_j) + l2·I  (in (k, c) row-major order),
     A(p)   = diag(p) − p pᵀ,
     ∇²f(w) vec(V) = vec(Xᵀ[P ⊙ U − P ⊙ (P ⊙ U) 1 1ᵀ]/m + l2·V),  U = XV.
 
@@ -111,7 +111,7 @@ class SoftmaxRegression:
         return xp.reshape(X.T @ R, (-1,)) / X.shape[0] + self.l2 * v
 
     def hessian(self, w: Any, X: Any, y: Any) -> Any:
-        """Dense ∇²f(w) = (1/m)Σ_j A(p_j) ⊗ x_j x_jᵀ + l2·I, row-major (k, c), eq. (SM-2)."""
+        """Dense ∇²f(w) = (1/m)Σ_j x_j x_jᵀ ⊗ A(p_j) + l2·I, row-major (k, c), eq. (SM-2)."""
         xp, W = self._unpack(w, X, y)
         m, d = X.shape
         C = self.n_classes
