@@ -11,8 +11,8 @@ Forward pass (eq. (MLP-1)), σ = tanh or softplus applied elementwise:
 
 The gradient is reverse-mode differentiation written by hand (eq. (MLP-2)); the
 Hessian-vector product is Pearlmutter's R-operator applied to that backward pass
-(eq. (MLP-3)), exact and vectorized over samples *and* over a batch of directions; the dense
-Hessian is the R-operator applied to the identity in column blocks.
+(eq. (MLP-3)), exact and vectorized over samples; the dense Hessian is the same R-operator
+applied to blocks of identity columns at once (a leading batch axis).
 
 Constants (Prop. MLP-1): for every data set, every h ≥ 1, C ≥ 2, l2 ≥ 0 and both
 activations, sup_w‖∇²f(w)‖ = ∞, the Hessian is not Lipschitz and ‖∇f‖ is unbounded, so
