@@ -219,8 +219,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _run_one_default(config: dict[str, Any], run_dir: str) -> None:
-    from persafl_np.config import SimConfig
-    from persafl_np.sim.engine import simulate
+    from persafl_np.config import SimConfig, simulate
 
     result = simulate(SimConfig.from_dict(config))
     result.save(run_dir)
