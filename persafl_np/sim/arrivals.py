@@ -325,12 +325,20 @@ class _EventSource:
                 self._dispatch(self._draw_idle(), version)
 
     def next(self, version: int) -> Arrival | None:
-        if self.held:
-            p, end, i, _ = self.held[0]
-            if block_safe(self.cnt, p, version, self.tau_max):
-                heapq.heappop(self.held)
-                return Arrival(self.now, i, p, version - p, True, False, self.start_t[i], end)
-        while len(self.q):
+        idle_events = 0
+        limit = max(100_000, 10 * self.n)
+        while True:
+            # Held updates are re-examined after *every* event: a failure or another hold can
+            # make the earliest one safe (Prop. 4.1 (ii) relies on it).
+            if self.held:
+                p, end, i, _ = self.held[0]
+                if block_safe(self.cnt, p, version, self.tau_max):
+                    heapq.heappop(self.held)
+                    return Arrival(self.now, i, p, version - p, True, False, self.start_t[i], end)
+            if not len(self.q) or idle_events >= limit:
+                # No job can finish (e.g. every job outlasts its availability window).
+                return None
+            idle_events += 1
             t, kind, i, _ = self.q.pop()
             self.now = t
             if kind == START:
@@ -351,7 +359,6 @@ class _EventSource:
                 self.q.seq += 1
                 continue
             return Arrival(t, i, p, tau, True, False, self.start_t[i], t)
-        return None
 
     def after(self, a: Arrival, version: int) -> None:
         i = a.client

@@ -234,7 +234,10 @@ class _Run:
             a = src.next(v_before)
             if a is None:
                 self.status = "stalled"
-                self.message = "the arrival source has no more arrivals"
+                self.message = (
+                    "the arrival source has no more arrivals (replay exhausted, or no job can "
+                    "finish: 10^5 consecutive events without an arrival)"
+                )
                 break
             i = a.client
             X, y = clients[i][0], clients[i][1]

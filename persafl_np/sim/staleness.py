@@ -8,9 +8,10 @@ held) that pulled version p.
 * ``drop``: apply iff v − p ≤ τ_max; otherwise discard it (the work is counted as wasted) and the
   client restarts from the current model.
 * ``block``: an arrival is applied only if it is *safe*; otherwise it is held (its client waits,
-  still occupying its concurrency slot) and held updates are released earliest-pull-first as soon
-  as the earliest one is safe. Give every outstanding job the deadline d_j = p_j + τ_max (the last
-  version at which it may be applied). Applying job a at version v is safe iff
+  still occupying its concurrency slot); held updates are re-examined after every event and
+  released earliest-pull-first as soon as the earliest one is safe. Give every outstanding job
+  the deadline d_j = p_j + τ_max (the last version at which it may be applied). Applying job
+  a at version v is safe iff
 
       for every P with v − τ_max ≤ P ≤ p_a − 1:  Σ_{q=v−τ_max}^{P} cnt[q] ≤ P + τ_max − v   (BLK)
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from persafl_np.algorithms import Algorithm, persafl
+from persafl_np.algorithms import Algorithm, fedbuff, persafl
 from persafl_np.models import LeastSquares
 from persafl_np.personalization import Plain
 from persafl_np.sim import EventDriven, JobTime, Problem, run
@@ -132,17 +132,20 @@ def test_drop_discards_late_updates_and_counts_the_waste(make_problem):
     law=st.sampled_from(["exponential", "lognormal", "pareto", "uniform", "halfnormal"]),
     speed_spread=st.floats(0.0, 2.0),
     limit=st.booleans(),
+    K=st.sampled_from([1, 2]),
+    dropout=st.sampled_from([0.0, 0.2]),
     seed=st.integers(0, 2**16),
 )
 def test_block_never_applies_tau_above_tau_max(make_problem, n, extra, law, speed_spread,
-                                              limit, seed):
+                                              limit, K, dropout, seed):
     rng = np.random.default_rng(seed)
     speeds = tuple(np.exp(speed_spread * rng.normal(size=n)))
     C = max(1, n - 1) if limit else n
     tau_max = C - 1 + extra
-    res = run(make_problem(n=n, m=3, d=1), ALG,
+    alg = ALG if K == 1 else Algorithm(fedbuff(1.0, K), Q=1, eta=0.05)
+    res = run(make_problem(n=n, m=3, d=1), alg,
               EventDriven(job_time=JobTime(law, sigma=1.5, shape=1.5, low=0.1, high=5.0),
-                          speeds=speeds, concurrency=C if limit else None,
+                          speeds=speeds, concurrency=C if limit else None, dropout=dropout,
                           staleness="block", tau_max=tau_max),
               T=40, seed=seed, eval_every=40)
     assert res.status == "ok" and res.counters["steps"] == 40  # no deadlock
@@ -304,3 +307,25 @@ def test_availability_spec_validation():
         EventDriven(availability_period=1.0, availability_on=0.0)
     with pytest.raises(ValueError, match="availability_period"):
         EventDriven(availability_period=-1.0)
+
+
+def test_block_rechecks_held_updates_after_failures(make_problem):
+    """Regression (found by a 400-case random stress run): three of four clients have jobs
+    longer than their availability window, so they only ever *fail*; the fast client's held
+    update becomes safe after such a failure, not after an arrival. Held updates must be
+    re-examined after every event, else the run loops forever on failures."""
+    spec = EventDriven(job_time=JobTime("constant", mean=1.0),
+                       speeds=(28.26, 0.307, 0.0044, 0.223), concurrency=4, staleness="block",
+                       tau_max=5, availability_period=3.78, availability_on=0.556)
+    res = run(make_problem(n=4, m=2, d=1), Algorithm(fedbuff(1.0, 3), Q=1, eta=0.05), spec,
+              T=200, seed=176, max_arrivals=10_000)
+    assert res.status == "ok" and res.counters["failed"] > 0
+    assert res.trace.staleness.max() <= 5
+
+
+def test_no_job_can_finish_stalls_with_a_message(make_problem):
+    spec = EventDriven(job_time=JobTime("constant", mean=10.0), availability_period=4.0,
+                       availability_on=0.5)
+    res = run(make_problem(n=2, m=2, d=1), ALG, spec, T=5, seed=0)
+    assert res.status == "stalled" and "no job can finish" in res.message
+    assert len(res.history) == 1  # the initial evaluation is kept
