@@ -1,6 +1,6 @@
 """Problem constants for the bound (T1) of theory/async_theorem.md: L_F, F*, Δ_F, γ², σ².
 
-Two families (theory/assumptions.md §3):
+Two families (theory/assumptions.md §2):
 
 * **Shifted least squares** (shared Hessian A, centres c_i;
   ``persafl_np.data.shifted_least_squares``):
