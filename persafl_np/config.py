@@ -365,6 +365,12 @@ class SimConfig:
                        ("algorithm", AlgorithmConfig), ("arrivals", ArrivalsConfig)):
             if not isinstance(getattr(self, k), cls):
                 raise ValueError(f"{k} must be a {cls.__name__}")
+        need = {"perfedavg": "maml", "pfedme": "moreau"}.get(self.algorithm.name)
+        if need is not None and self.oracle.name != need:
+            raise ValueError(
+                f"algorithm.name={self.algorithm.name!r} needs oracle.name={need!r} "
+                f"(got {self.oracle.name!r}); use fedavg for plain clients"
+            )
         if self.algorithm.name in ("fedavg", "perfedavg", "pfedme") and \
                 self.algorithm.clients_per_round > self.data.n_clients:
             raise ValueError(

@@ -34,6 +34,9 @@ SMALL = {"T": 12, "eval_every": 4, "data": {"n_clients": 4, "n_features": 3, "n_
     ({"arrivals": {"job_time": {"law": "constant", "speed": 2}}},
      "unknown key arrivals.job_time.speed"),
     ({"algorithm": {"name": "fedavg", "clients_per_round": 20}}, "clients_per_round must be <="),
+    ({"algorithm": {"name": "pfedme"}}, "needs oracle.name='moreau'"),
+    ({"algorithm": {"name": "perfedavg"}, "oracle": {"name": "moreau"}},
+     "needs oracle.name='maml'"),
 ])
 def test_bad_config_names_the_field(d, msg):
     with pytest.raises(ValueError, match=msg):
@@ -62,12 +65,16 @@ def test_invalid_toml_file(tmp_path):
         load_config(p)
 
 
-@pytest.mark.parametrize("alg", ["persafl", "fedasync", "fedbuff", "fedavg", "pfedme", "local"])
+@pytest.mark.parametrize(
+    "alg", ["persafl", "fedasync", "fedbuff", "fedavg", "perfedavg", "pfedme", "local"]
+)
 def test_simulate_every_algorithm(alg):
     d = dict(SMALL)
     d["algorithm"] = {"name": alg, "K": 2, "clients_per_round": 2, "Q": 2}
     if alg == "pfedme":
         d["oracle"] = {"name": "moreau", "lam": 20.0, "inner_steps": 5}
+    if alg == "perfedavg":
+        d["oracle"] = {"name": "maml", "alpha": 0.01}
     d["arrivals"] = {"mode": "event"}
     res = simulate(SimConfig.from_dict(d))
     assert isinstance(res, RunResult) and res.ok
