@@ -1,6 +1,22 @@
-"""Runnable convergence theory: the stationarity bound of theory/async_theorem.md and the
-problem constants (L, σ², γ², F*, Δ_F) it needs."""
+"""Runnable convergence theory: the stationarity bound of theory/async_theorem.md, the problem
+constants (L, σ², γ², F*, Δ_F) it needs, and checks of the bound against simulator runs.
 
+``theorem`` and ``constants`` never import the simulator; ``check`` and ``report`` do, lazily.
+"""
+
+from persafl_np.bounds.assumptions import ArrivalAssumptions, arrival_assumptions
+from persafl_np.bounds.check import BoundCheck, average_stationarity, check_bound, problem_constants
+from persafl_np.bounds.constants import (
+    Gamma2Probe,
+    ProblemConstants,
+    Sigma2Estimate,
+    estimate_sigma2,
+    personalized_hessian,
+    probe_gamma2,
+    robust_constants,
+    shifted_ls_constants,
+)
+from persafl_np.bounds.report import BoundInstance, bound_report, instance_from_config
 from persafl_np.bounds.theorem import (
     CONSTANT_SETS,
     TERM_NAMES,
@@ -16,11 +32,28 @@ from persafl_np.bounds.theorem import (
 __all__ = [
     "CONSTANT_SETS",
     "TERM_NAMES",
+    "ArrivalAssumptions",
+    "BoundCheck",
+    "BoundInstance",
     "BoundResult",
     "ConditionsResult",
     "CorollaryStepSizes",
+    "Gamma2Probe",
+    "ProblemConstants",
+    "Sigma2Estimate",
+    "arrival_assumptions",
+    "average_stationarity",
+    "bound_report",
+    "check_bound",
     "corollary_step_sizes",
+    "estimate_sigma2",
+    "instance_from_config",
+    "personalized_hessian",
+    "probe_gamma2",
+    "problem_constants",
     "quadratic_ratio_limit",
+    "robust_constants",
+    "shifted_ls_constants",
     "stationarity_bound",
     "step_size_conditions",
 ]
