@@ -80,8 +80,10 @@ common = dict(
 )
 
 
+# w0_scale > 0 keeps Δ_F > 0: with Δ_F = γ² = σ² = 0 the bound is exactly 0 while the measured
+# ‖∇F(c̄)‖² is a rounding error (~1e-32) — a float artefact, not a finding.
 @given(seed=st.integers(0, 2**16), n=st.integers(2, 5), d=st.integers(1, 3),
-       spread=st.floats(0.0, 2.0), w0_scale=st.floats(0.0, 5.0), **common)
+       spread=st.floats(0.0, 2.0), w0_scale=st.floats(0.1, 5.0), **common)
 def test_bound_holds_shifted_least_squares(seed, n, d, spread, w0_scale, variant, tau, Q, K,
                                            sigma, fe, fa, policy):
     p = shifted_least_squares(n, d, 2 * d + 1, seed, spread=spread)
@@ -107,7 +109,7 @@ def test_bound_holds_robust_regression(seed, n, d, shift, w0_scale, variant, tau
 @pytest.mark.slow
 @settings(max_examples=6 if CI else 40)
 @given(seed=st.integers(0, 2**16), n=st.integers(2, 10), d=st.integers(1, 5),
-       spread=st.floats(0.0, 3.0), w0_scale=st.floats(0.0, 10.0),
+       spread=st.floats(0.0, 3.0), w0_scale=st.floats(0.1, 10.0),
        variant=st.sampled_from(["AL", "MAML"]), tau=st.integers(0, 10),
        Q=st.integers(1, 10), K=st.integers(1, 5), sigma=st.sampled_from([0.0, 0.5, 3.0]),
        fe=st.floats(0.5, 1.0), fa=st.floats(0.5, 1.0), policy=st.sampled_from(["uniform", "max"]))
