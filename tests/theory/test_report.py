@@ -117,3 +117,12 @@ def test_exponential_equal_rates_gives_uniform_next_client():
     expected = pairs.sum() / 16
     chi2 = float(((pairs - expected) ** 2 / expected).sum())
     assert chi2 < 37.7  # 99.9% quantile of chi-square with 15 degrees of freedom
+
+
+def test_readme_config_satisfies_the_conditions():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "figures" / "bound_default.toml"
+    text = bound_report(path, run=False)
+    assert "VIOLATED" not in text and "C5 holds; C4 holds" in text
+    assert re.search(r"eta/max = 0\.99", text) and re.search(r"a/max = 0\.99", text)
