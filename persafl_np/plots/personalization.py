@@ -78,9 +78,10 @@ def plot_personalization(accuracies: Mapping[str, Any],
     for k, a in enumerate(finite):
         x = k + 1 + rng.uniform(-0.15, 0.15, size=a.size)
         ax.plot(x, a, "o", ms=3.5, color=f"C{k}", alpha=0.7)
-        ax.text(k + 1, 1.03, f"mean {a.mean():.2f}", ha="center", fontsize=8)
+        ax.text(k + 1, 1.0, f"mean {a.mean():.3f}\n", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=8)
-    ax.set_ylim(min(0.0, *(float(a.min()) for a in finite if a.size)) - 0.02, 1.08)
+    lo = min((float(a.min()) for a in finite if a.size), default=0.0)
+    ax.set_ylim(max(0.0, lo - 0.05), 1.0 + 0.12 * (1.0 - max(0.0, lo - 0.05)) + 0.01)
     ax.set_xlabel("model served to the client")
     ax.set_ylabel("client test accuracy")
     ax.grid(True, axis="y", alpha=0.3)

@@ -141,7 +141,17 @@ def _run(cfg: Any) -> dict[str, Any]:
     """Simulate and keep only what the figures read (small, picklable across processes)."""
     from persafl_np.config import simulate
 
-    res = simulate(cfg)
+    try:  # scikit-learn's dependency; absent, BLAS keeps its default thread count
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        threadpool_limits = None
+    # One BLAS thread per run: parallel runs on a small machine otherwise oversubscribe it
+    # (measured 20x slower under load), and the thread count can change float summation order.
+    if threadpool_limits is None:
+        res = simulate(cfg)
+    else:
+        with threadpool_limits(limits=1, user_api="blas"):
+            res = simulate(cfg)
     if not res.ok:
         raise RuntimeError(f"run {cfg.algorithm.name} seed {cfg.seed} ended {res.status}: "
                            f"{res.message}")
