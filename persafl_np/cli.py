@@ -6,6 +6,13 @@
 * ``persafl run CONFIG.toml --out DIR [--checkpoint-every N] [--replay TRACE.csv]``
 * ``persafl resume DIR`` — continue a run started with ``--checkpoint-every``; the result is
   bit-identical to an uninterrupted run.
+* ``persafl bound CONFIG.toml [--run] [--seeds N]`` — constants, step-size conditions (T2) and the
+  terms of the stationarity bound (T1) of theory/async_theorem.md; with ``--run`` the measured
+  (1/T)Σ‖∇F(w^t)‖² next to the bound and their ratio.
+* ``persafl sweep SWEEP.toml --out DIR [--workers N] [--dask local|tcp://host:port] [--quiet]`` —
+  a grid of runs (resumable: finished runs are skipped on rerun).
+* ``persafl summarize DIR`` — one tidy CSV of every finished run's history, and mean ± std over
+  seeds.
 """
 
 from __future__ import annotations
@@ -113,6 +120,35 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     return _finish(res, str(d), time.perf_counter() - t0)
 
 
+def _cmd_bound(args: argparse.Namespace) -> int:
+    from persafl_np.bounds.report import bound_report
+
+    print(bound_report(args.config, run=args.run, n_seeds=args.seeds))
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from persafl_np.sweep import expand, load_sweep, run_sweep
+
+    runs = expand(load_sweep(args.sweep))  # every config validated before any run starts
+    if not args.quiet:
+        print(f"persafl sweep: {len(runs)} runs -> {args.out}")
+    rep = run_sweep(runs, args.out, workers=args.workers, dask=args.dask, progress=not args.quiet)
+    print(f"sweep: {rep.total} runs, {rep.skipped} already finished, {rep.completed} completed, "
+          f"{len(rep.failed)} failed")
+    for name, err in rep.failed.items():
+        print(f"  FAILED {name}: {err} (traceback in {Path(args.out) / name / 'ERROR.txt'})")
+    return 0 if rep.success else 1
+
+
+def _cmd_summarize(args: argparse.Namespace) -> int:
+    from persafl_np.sweep import summarize
+
+    path = summarize(args.dir)
+    print(f"wrote {path} and {path.with_name(path.stem + '_mean.csv')}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="persafl", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +166,22 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("resume", help="continue a checkpointed run in DIR")
     p.add_argument("dir")
     p.set_defaults(func=_cmd_resume)
+    p = sub.add_parser("bound", help="constants, step-size conditions and the (T1) bound")
+    p.add_argument("config")
+    p.add_argument("--run", action="store_true", help="also simulate and report measured/bound")
+    p.add_argument("--seeds", type=int, default=4, help="seeds averaged with --run (default 4)")
+    p.set_defaults(func=_cmd_bound)
+    p = sub.add_parser("sweep", help="run a grid of configurations (resumable)")
+    p.add_argument("sweep", metavar="SWEEP.toml")
+    p.add_argument("--out", required=True)
+    p.add_argument("--workers", type=int, default=None, help="local processes (default: cores)")
+    p.add_argument("--dask", default=None, metavar="local|tcp://host:port",
+                   help="run on a dask.distributed LocalCluster or an existing scheduler")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_sweep)
+    p = sub.add_parser("summarize", help="tidy CSV of a sweep directory, mean ± std over seeds")
+    p.add_argument("dir")
+    p.set_defaults(func=_cmd_summarize)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

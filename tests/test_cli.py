@@ -73,3 +73,45 @@ def test_bad_config_exits_2_with_message(tmp_path, capsys):
     assert main(["run", str(cfg), "--out", str(tmp_path / "x")]) == 2
     assert "T must be an integer >= 1" in capsys.readouterr().err
     assert main(["resume", str(tmp_path / "nothing")]) == 2
+
+
+def test_bound_prints_conditions_and_terms(tmp_path, capsys):
+    cfg = tmp_path / "b.toml"
+    cfg.write_text(
+        CONFIG.replace('mode = "event"\nstaleness = "drop"\ntau_max = 2\n', 'mode = "theorem"\n'
+                       'tau = 2\n').replace('[arrivals.job_time]\nlaw = "lognormal"\nsigma = 1.0\n',
+                                            "").replace("batch_size = 4\n", "")
+    )
+    assert main(["bound", str(cfg), "--run", "--seeds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "conditions (T2)" in out and "init" in out and "stale_het" in out
+    ratio = float(out.split("measured/bound = ")[1].split()[0])
+    assert 0.0 < ratio <= 1.0  # (T1) holds on this C5 instance
+
+
+def test_sweep_then_summarize(tmp_path, capsys):
+    base = "\n".join(
+        ("[base]" if ln == "seed = 1" else ln) if not ln.startswith("[") else "[base." + ln[1:]
+        for ln in CONFIG.splitlines()
+    )
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('seeds = [0, 1]\n[grid]\n"algorithm.eta" = [0.02, 0.05]\n' + base + "\n")
+    out_dir = tmp_path / "out"
+    assert main(["sweep", str(sweep), "--out", str(out_dir), "--workers", "1", "--quiet"]) == 0
+    assert "4 completed" in capsys.readouterr().out
+    # Rerun: everything is skipped.
+    assert main(["sweep", str(sweep), "--out", str(out_dir), "--workers", "1", "--quiet"]) == 0
+    assert "4 already finished, 0 completed" in capsys.readouterr().out
+    assert main(["summarize", str(out_dir)]) == 0
+    lines = (out_dir / "summary.csv").read_text().splitlines()
+    assert len(lines) == 1 + 4 * 4  # header + 4 runs x eval points 0, 10, 20, 30
+    mean = (out_dir / "summary_mean.csv").read_text().splitlines()
+    assert len(mean) == 1 + 2 * 4 and "grad_norm2_mean" in mean[0]
+
+
+def test_sweep_unknown_field_fails_before_running(tmp_path, capsys):
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('seeds = [0]\n[grid]\n"algorithm.etta" = [0.1]\n[base]\nT = 5\n')
+    assert main(["sweep", str(sweep), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert "etta" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

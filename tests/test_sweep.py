@@ -161,7 +161,9 @@ def _collect(root):
 
 
 def test_processes_and_dask_give_identical_results(tmp_path):
-    pytest.importorskip("dask.distributed", reason="dask[distributed] (the `dist` extra) not installed")
+    pytest.importorskip(
+        "dask.distributed", reason="dask[distributed] (the `dist` extra) not installed"
+    )
     runs = expand(
         _spec({"client.eta": [0.1, 0.2], "algorithm.name": ["persafl", "fedasync"]}),
         validate=_accept,
