@@ -125,7 +125,10 @@ class ModelConfig:
 @dataclass(frozen=True)
 class OracleConfig:
     """name ∈ ORACLES; alpha ≥ 0, hessian (maml); lam > 0, inner_steps ≥ 1, inner_tol > 0
-    (moreau); noise_sigma ≥ 0 wraps the oracle in AdditiveNoise when > 0."""
+    (moreau); smoothness > 0 (moreau, optional): the L used by every inner prox problem — set
+    it to a bound valid for every mini-batch when f_i is nonconvex (a batch can be less smooth
+    than the client's full data, see persafl_np/personalization/moreau.py); noise_sigma ≥ 0
+    wraps the oracle in AdditiveNoise when > 0."""
 
     name: str = "plain"
     alpha: float = 0.01
@@ -133,6 +136,7 @@ class OracleConfig:
     lam: float = 15.0
     inner_steps: int | None = None
     inner_tol: float | None = None
+    smoothness: float | None = None
     noise_sigma: float = 0.0
 
     def __post_init__(self) -> None:
@@ -144,6 +148,9 @@ class OracleConfig:
             _int(self.inner_steps, "oracle.inner_steps", 1)
         if self.inner_tol is not None:
             _set(self, "inner_tol", _float(self.inner_tol, "oracle.inner_tol", 0.0, strict=True))
+        if self.smoothness is not None:
+            _set(self, "smoothness",
+                 _float(self.smoothness, "oracle.smoothness", 0.0, strict=True))
         _set(self, "noise_sigma", _float(self.noise_sigma, "oracle.noise_sigma", 0.0))
 
     def build(self) -> Any:
@@ -154,7 +161,8 @@ class OracleConfig:
         elif self.name == "maml":
             o = P.MAML(self.alpha, hessian=self.hessian)
         else:
-            o = P.MoreauEnvelope(self.lam, inner_steps=self.inner_steps, inner_tol=self.inner_tol)
+            o = P.MoreauEnvelope(self.lam, inner_steps=self.inner_steps, inner_tol=self.inner_tol,
+                                 smoothness=self.smoothness)
         return P.AdditiveNoise(o, self.noise_sigma) if self.noise_sigma > 0 else o
 
 

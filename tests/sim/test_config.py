@@ -29,6 +29,7 @@ SMALL = {"T": 12, "eval_every": 4, "data": {"n_clients": 4, "n_features": 3, "n_
     ({"arrivals": {"job_time": {"law": "exponential", "mean": 0}}}, "arrivals.job_time.mean"),
     ({"arrivals": {"job_time": {"law": "weibull"}}}, "arrivals.job_time.law"),
     ({"oracle": {"lam": 0}}, "oracle.lam must be > 0"),
+    ({"oracle": {"name": "moreau", "smoothness": 0.0}}, "oracle.smoothness must be > 0"),
     ({"data": {"n_clients": 0}}, "data.n_clients"),
     ({"colour": "red"}, "unknown key colour"),
     ({"arrivals": {"job_time": {"law": "constant", "speed": 2}}},
@@ -106,3 +107,10 @@ def test_simulate_classifier_records_accuracies():
         v = getattr(h, k)
         assert np.all((v >= 0) & (v <= 1)), k
     assert np.all(h.acc_pers_min <= h.acc_pers_mean)
+
+
+def test_moreau_smoothness_reaches_the_oracle_and_round_trips():
+    cfg = SimConfig.from_dict({**SMALL, "oracle": {"name": "moreau", "lam": 30.0,
+                                                   "smoothness": 4.0}})
+    assert cfg.oracle.build().smoothness == 4.0
+    assert SimConfig.from_dict(tomllib.loads(cfg.to_toml())) == cfg
