@@ -82,13 +82,17 @@ def load_figure_spec(path: str | os.PathLike[str], quick: bool = False) -> Figur
     quick_doc = doc.get("quick", {})
     if not isinstance(quick_doc, dict) or set(quick_doc) - {"seeds", "T_scale"}:
         raise ValueError(f"{p}: [quick] may only hold seeds and T_scale")
-    seeds = quick_doc.get("seeds", doc.get("seeds")) if quick else doc.get("seeds")
-    if (not isinstance(seeds, list) or not seeds or
-            not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
-        raise ValueError(f"{p}: seeds must be a non-empty list of integers >= 0, got {seeds!r}")
-    scale = quick_doc.get("T_scale", 1.0) if quick else 1.0
+    for where, seeds in (("seeds", doc.get("seeds")),
+                         ("quick.seeds", quick_doc.get("seeds", doc.get("seeds")))):
+        if (not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds) or not
+                all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+            raise ValueError(f"{p}: {where} must be a non-empty list of distinct integers >= 0, "
+                             f"got {seeds!r}")
+    seeds = quick_doc.get("seeds", doc["seeds"]) if quick else doc["seeds"]
+    scale = quick_doc.get("T_scale", 1.0)
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 1:
         raise ValueError(f"{p}: quick.T_scale must be a number in (0, 1], got {scale!r}")
+    scale = scale if quick else 1.0
     base = doc.get("base")
     if not isinstance(base, dict):
         raise ValueError(f"{p}: a [base] table (the run configuration) is required")

@@ -59,6 +59,8 @@ mode = "theorem"
     ('kind = "timeline"\nseeds = [0]\n[grid]\n"arrivals.tau" = [1]\n' + BASE,
      "only allowed for kind 'tolerance'"),
     ('kind = "timeline"\nseeds = [0]\n[quick]\nT_scale = 2.0\n' + BASE, "T_scale"),
+    ('kind = "timeline"\nseeds = [0]\n[quick]\nseeds = [1, 1]\n' + BASE, "quick.seeds"),
+    ('kind = "timeline"\nseeds = [0]\n[quick]\nmode = 1\n' + BASE, "may only hold"),
     ('kind = "timeline"\nseeds = [0]\n[variants.a]\n"algorithm.Q" = 0\n' + BASE,
      "variant 'a'.*algorithm.Q"),
     ('kind = "personalization"\nseeds = [0]\n[variants.a]\nserved = "mine"\n' + BASE, "served"),
