@@ -93,7 +93,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         ck = out / "checkpoint"
         ck.mkdir(exist_ok=True)
-        from persafl_np.results import atomic_write_text
+        from persafl_np.atomic import atomic_write_text
 
         atomic_write_text(out / "config.toml", cfg.to_toml())
         atomic_write_text(ck / "cli.json", json.dumps(

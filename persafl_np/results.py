@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from persafl_np.atomic import atomic_write_npz, atomic_write_text
 
 __all__ = [
     "HISTORY_FIELDS",
@@ -34,8 +33,6 @@ __all__ = [
     "History",
     "RunResult",
     "Trace",
-    "atomic_write_bytes",
-    "atomic_write_text",
     "read_trace_csv",
 ]
 
@@ -45,32 +42,6 @@ HISTORY_FIELDS = (
     "acc_global", "acc_pers_mean", "acc_pers_min",
 )
 JOB_STATUS = ("applied", "dropped", "failed")
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _npz_bytes(**arrays: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
 
 
 @dataclass(frozen=True)
@@ -189,7 +160,7 @@ class RunResult:
         arrays = {"params": self.params, "shares": self.shares, "counts": self.counts}
         if self.client_params is not None:
             arrays["client_params"] = self.client_params
-        atomic_write_bytes(d / "final.npz", _npz_bytes(**arrays))
+        atomic_write_npz(d / "final.npz", **arrays)
         atomic_write_text(d / "summary.json", json.dumps(
             {"status": self.status, "message": self.message, "counters": self.counters},
             indent=2, sort_keys=True,

@@ -24,11 +24,11 @@ fails at once with a message naming the offending key.
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import math
 import os
-import tempfile
 import tomllib
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -37,6 +37,8 @@ from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from persafl_np.atomic import atomic_write_text
 
 __all__ = [
     "RunSpec",
@@ -211,13 +213,6 @@ def expand(
     return runs
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def _run_one_default(config: dict[str, Any], run_dir: str) -> None:
     from persafl_np.config import SimConfig, simulate
 
@@ -235,10 +230,10 @@ def _execute(
         run_fn(run.config, str(run_dir))
     except Exception:  # noqa: BLE001 - one failed run must not kill the sweep
         msg = traceback.format_exc()
-        _write_atomic(run_dir / ERROR, msg)
+        atomic_write_text(run_dir / ERROR, msg)
         return run.name, msg
     (run_dir / ERROR).unlink(missing_ok=True)
-    _write_atomic(run_dir / DONE, json.dumps({"values": run.values, "seed": run.seed}) + "\n")
+    atomic_write_text(run_dir / DONE, json.dumps({"values": run.values, "seed": run.seed}) + "\n")
     return run.name, None
 
 
@@ -413,10 +408,9 @@ def _as_float(v: Any) -> float | None:
 
 
 def _write_csv(path: Path, cols: list[str], rows: list[dict[str, Any]]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols, lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, "") for k in cols})
-    os.replace(tmp, path)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: r.get(k, "") for k in cols})
+    atomic_write_text(path, buf.getvalue())

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from persafl_np.atomic import atomic_write_npz
 from persafl_np.data.arguments import check_int
 
 __all__ = ["ClientData", "FederatedDataset"]
@@ -225,20 +225,9 @@ class FederatedDataset:
         for i, c in enumerate(self.clients):
             for field in _FIELDS:
                 arrays[f"client{i}_{field}"] = getattr(c, field)
-        directory = path.parent if str(path.parent) else Path(".")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                # Every array is numeric or a str scalar, so nothing is pickled; load() then
-                # enforces allow_pickle=False. (savez's own allow_pickle needs NumPy >= 2.1.)
-                np.savez(fh, **arrays)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        # Every array is numeric or a str scalar, so nothing is pickled; load() then
+        # enforces allow_pickle=False. (savez's own allow_pickle needs NumPy >= 2.1.)
+        atomic_write_npz(path, **arrays)
         return path
 
     @classmethod

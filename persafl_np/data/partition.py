@@ -142,8 +142,11 @@ def partition_dirichlet(
 ) -> list[np.ndarray]:
     """Dirichlet(α) label-distribution partition (Hsu et al. 2019, arXiv 1909.06335).
 
-    For each class c independently: draw p_c ~ Dir(α·1_n) over the n clients, shuffle the
-    class's N_c samples, and cut them at ⌊N_c·(p_c1 + … + p_cj)⌋, j = 1..n−1. If some client
+    For each class c independently: draw p_c ~ Dir(α·1_n) over the n clients, then the
+    class's N_c shuffled samples are dealt out in counts ~ Multinomial(N_c, p_c) (each sample
+    goes to client j with probability p_cj). Counts are multinomial rather than cuts at
+    ⌊N_c·(p_c1 + … + p_cj)⌋ because the floor rule starves the first client: with large α and
+    few samples per class, ⌊N_c p_c1⌋ is 0 for every class. If some client
     gets fewer than ``min_size`` samples in total, all proportions are redrawn, at most
     ``max_tries`` times; then ``ValueError`` (raise ``alpha``, lower ``n_clients`` or
     ``min_size``). ``min_size`` ≥ 1 because an empty client has no local loss.
@@ -166,7 +169,7 @@ def partition_dirichlet(
         parts: list[list[np.ndarray]] = [[] for _ in range(n_clients)]
         for idx in members:
             p = rng.dirichlet(np.full(n_clients, a))
-            cuts = np.floor(np.cumsum(p)[:-1] * idx.size).astype(np.int64)
+            cuts = np.cumsum(rng.multinomial(idx.size, p))[:-1]
             for j, chunk in enumerate(np.split(rng.permutation(idx), cuts)):
                 parts[j].append(chunk)
         sizes = np.array([sum(ch.size for ch in p) for p in parts])

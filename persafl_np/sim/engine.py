@@ -33,9 +33,10 @@ import numpy as np
 
 from persafl_np.algorithms.algorithm import Algorithm
 from persafl_np.algorithms.rules import Contribution, ServerState
+from persafl_np.atomic import atomic_write_npz, atomic_write_text
 from persafl_np.backend import array_namespace, to_device_like, to_numpy
 from persafl_np.personalization.local import local_update
-from persafl_np.results import History, RunResult, Trace, atomic_write_bytes, atomic_write_text
+from persafl_np.results import History, RunResult, Trace
 from persafl_np.sim import streams
 from persafl_np.sim.arrivals import EventDriven, Replay, TheoremMode, make_source
 
@@ -348,12 +349,8 @@ class _Run:
             "now": self.now, "source": self.source.state(), "started": self.started,
             "jobs": self.source.jobs,
         }
-        import io
-
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
         # npz first, then the JSON that refers to it: a reader seeing state.json sees both.
-        atomic_write_bytes(d / "state.npz", buf.getvalue())
+        atomic_write_npz(d / "state.npz", **arrays)
         atomic_write_text(d / "state.json", json.dumps(meta, allow_nan=True))
 
     def load_checkpoint(self, d: Path) -> None:

@@ -197,3 +197,15 @@ def test_bad_input_names_the_argument(call, match):
     y = np.arange(30) % 3
     with pytest.raises(ValueError, match=match):
         call(y)
+
+
+def test_dirichlet_no_client_is_starved_by_rounding():
+    """Regression: cutting at floor(N_c * cumsum(p)) gave client 0 nothing when every class
+    has fewer samples than clients (floor(3 * 1/6) = 0 for every class). Multinomial counts
+    give every client N/n samples on average."""
+    y = np.repeat(np.arange(9), 3)  # 27 samples, 3 per class
+    sizes = np.array(
+        [[p.size for p in partition_dirichlet(y, 6, 1e3, seed=s)] for s in range(400)]
+    )
+    # Per-client mean over 400 draws: 27/6 = 4.5, standard error about sqrt(3.75/400) = 0.1.
+    np.testing.assert_allclose(sizes.mean(axis=0), 4.5, atol=0.5)
