@@ -37,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FigureSpec", "KINDS", "load_figure_spec", "regenerate_figures", "render_figure"]
+__all__ = ["FigureSpec", "KINDS", "figures_command", "load_figure_spec", "regenerate_figures",
+           "render_figure"]
 
 KINDS = ("timeline", "staleness", "tolerance", "personalization", "async_sync", "arrival_bias")
 SERVED = ("own", "global", "personalized")
@@ -149,8 +150,8 @@ def _run(cfg: Any) -> dict[str, Any]:
         from threadpoolctl import threadpool_limits
     except ImportError:
         threadpool_limits = None
-    # One BLAS thread per run: parallel runs on a small machine otherwise oversubscribe it
-    # (measured 20x slower under load), and the thread count can change float summation order.
+    # One BLAS thread per run: parallel runs would otherwise oversubscribe a small machine, and
+    # the BLAS thread count can change float summation order (the CSVs must be reproducible).
     if threadpool_limits is None:
         res = simulate(cfg)
     else:
@@ -271,3 +272,10 @@ def regenerate_figures(figures_dir: str | os.PathLike[str] = "figures", quick: b
     if bounds if bounds is not None else not quick:
         out += _bound_figures(d)
     return out
+
+
+def figures_command(quick: bool = False, figures_dir: str = "figures", workers: int = 2) -> int:
+    """``persafl figures [--quick]``: rebuild the figures, print each PNG written, return 0."""
+    for png in regenerate_figures(figures_dir, quick=quick, workers=workers):
+        print(f"wrote {png} and {png.with_suffix('.csv').name}")
+    return 0
