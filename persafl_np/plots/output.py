@@ -32,7 +32,8 @@ def new_figure(ncols: int = 1, width: float = 6.4, height: float = 4.4) -> tuple
 def _cell(v: Any) -> str:
     if isinstance(v, bool):
         return str(int(v))
-    if isinstance(v, float):
+    if isinstance(v, float):  # np.float64 too: its repr is "np.float64(...)" under NumPy 2
+        v = float(v)
         return repr(v) if math.isfinite(v) else ("nan" if math.isnan(v) else repr(v))
     if hasattr(v, "item"):  # NumPy scalar
         return _cell(v.item())

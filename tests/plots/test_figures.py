@@ -192,6 +192,14 @@ def test_bad_input_raises(call, match):
         call()
 
 
+def test_csv_cells_are_plain_numbers(tmp_path):
+    rec = {"label": ["AL"], "tau_max": np.array([3]), "seed": np.array([0]),
+           "acc_pers_mean": np.array([0.25]), "grad_norm2": [np.float64(0.5)]}
+    plot_tolerance(rec, tmp_path / "t.png")
+    assert _check_files(tmp_path / "t.png", TOLERANCE_COLUMNS) == [["AL", "3", "0", "0.25",
+                                                                    "0.5"]]
+
+
 def test_path_must_be_png(tmp_path):
     with pytest.raises(ValueError, match="png"):
         plot_staleness_histograms({"a": np.array([0, 1])}, tmp_path / "x.jpg")
