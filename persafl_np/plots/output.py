@@ -12,10 +12,11 @@ import csv
 import io
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from persafl_np.atomic import atomic_write_bytes
 
 __all__ = ["new_figure", "save_figure"]
 
@@ -40,20 +41,6 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def _atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; figures are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_figure(fig: Any, path: str | os.PathLike[str] | None, columns: Sequence[str],
                 rows: Sequence[Sequence[Any]]) -> Path | None:
     """Write ``path`` (PNG) and ``path`` with suffix ``.csv`` (header ``columns``, ``rows``).
@@ -75,6 +62,7 @@ def save_figure(fig: Any, path: str | os.PathLike[str] | None, columns: Sequence
     img = io.BytesIO()
     # Fixed metadata (no software/date stamp) so identical data give identical bytes.
     fig.savefig(img, format="png", dpi=110, metadata={"Software": None})
-    _atomic(png, img.getvalue())
-    _atomic(png.with_suffix(".csv"), buf.getvalue().encode("utf-8"))
+    png.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(png, img.getvalue())
+    atomic_write_bytes(png.with_suffix(".csv"), buf.getvalue().encode("utf-8"))
     return png
