@@ -1,8 +1,8 @@
 """Command line: ``persafl demo | run | resume``. Nothing in the package imports this module.
 
-* ``persafl demo [--seed S] [--out DIR]`` — the built-in main job: asynchronous PersA-FL with
-  MAML clients (softmax regression on FedProx Synthetic(0.5, 0.5), 20 clients with unequal
-  speeds, exponential job times), printed as a table; finishes in seconds.
+* ``persafl demo [--seed S] [--out DIR]`` — the built-in main job (:mod:`persafl_np.demo`): an
+  asynchronous PersA-FL run with MAML clients, its timeline figure, and the (T1) bound against
+  measured stationarity (bound_vs_T.png); finishes in seconds.
 * ``persafl run CONFIG.toml --out DIR [--checkpoint-every N] [--replay TRACE.csv]``
 * ``persafl resume DIR`` — continue a run started with ``--checkpoint-every``; the result is
   bit-identical to an uninterrupted run.
@@ -13,6 +13,8 @@
   a grid of runs (resumable: finished runs are skipped on rerun).
 * ``persafl summarize DIR`` — one tidy CSV of every finished run's history, and mean ± std over
   seeds.
+* ``persafl figures [--quick] [--dir figures]`` — regenerate every committed figure (PNG + the CSV
+  behind it) from ``figures/configs/*.toml``.
 """
 
 from __future__ import annotations
@@ -24,20 +26,6 @@ import time
 from pathlib import Path
 
 __all__ = ["main"]
-
-DEMO = {
-    "seed": 0,
-    "T": 600,
-    "eval_every": 100,
-    "model": {"name": "softmax"},
-    "oracle": {"name": "maml", "alpha": 0.01},
-    "data": {"name": "fedprox_synthetic", "n_clients": 20, "alpha": 0.5, "beta": 0.5,
-             "n_features": 60, "n_classes": 10},
-    "algorithm": {"name": "persafl", "Q": 5, "eta": 0.05, "beta": 1.0, "batch_size": 16},
-    "arrivals": {"mode": "event", "job_time": {"law": "exponential", "mean": 1.0},
-                 "speeds": [1.0 + 3.0 * (i % 4 == 0) for i in range(20)]},
-}
-
 
 def _summary(res, wall: float) -> str:
     h = res.history
@@ -72,15 +60,21 @@ def _finish(res, out: str | None, wall: float) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from persafl_np.config import SimConfig, simulate
+    from persafl_np.demo import run_demo
 
-    cfg = SimConfig.from_dict({**DEMO, "seed": args.seed})
     print("persafl demo: asynchronous PersA-FL, MAML clients (alpha=0.01), softmax regression, "
           "FedProx Synthetic(0.5,0.5), 20 clients (every 4th one 4x faster), Q=5, eta=0.05, "
-          "beta=1, exponential job times, 600 server steps")
+          "beta=1, exponential job times, 600 server steps; then the (T1) bound vs a real run")
     t0 = time.perf_counter()
-    res = simulate(cfg)
-    return _finish(res, args.out, time.perf_counter() - t0)
+    demo = run_demo(args.out, seed=args.seed)
+    print(_summary(demo.run, time.perf_counter() - t0))
+    print("bound check (theory/async_theorem.md (T1), default instance, AL, 4 seeds):")
+    print(f"{'T':>6} {'measured':>10} {'bound':>10} {'ratio':>7}")
+    for T, m, b in zip(demo.bound_T, demo.bound_measured, demo.bound_total, strict=True):
+        print(f"{T:>6} {m:>10.4g} {b:>10.4g} {m / b:>7.4f}")
+    print(f"largest measured/bound {demo.bound_ratio:.4f} (<= 1: the theorem holds here)")
+    print("files: " + ", ".join(str(f) for f in demo.files))
+    return 0 if demo.run.ok and demo.bound_ratio <= 1.0 else 1
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -149,12 +143,19 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_figures(args: argparse.Namespace) -> int:
+    from persafl_np.plots.regenerate import figures_command
+
+    return figures_command(args.quick, args.dir, args.workers)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="persafl", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="run the built-in main job and print a summary")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="also write the run's files to this directory")
+    p.add_argument("--out", default="persafl_demo",
+                   help="directory for the run's files and figures (default: ./persafl_demo)")
     p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("run", help="run a TOML config")
     p.add_argument("config")
@@ -182,6 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("summarize", help="tidy CSV of a sweep directory, mean ± std over seeds")
     p.add_argument("dir")
     p.set_defaults(func=_cmd_summarize)
+    p = sub.add_parser("figures", help="regenerate every figure from figures/configs (PNG + CSV)")
+    p.add_argument("--quick", action="store_true",
+                   help="fewer seeds, shorter runs; skips the bound figures")
+    p.add_argument("--dir", default="figures", help="the figures directory (default: figures)")
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=_cmd_figures)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

@@ -29,13 +29,20 @@ sigma = 1.0
 
 
 def test_demo_runs_and_prints_a_summary(capsys, tmp_path):
-    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    out_dir = tmp_path / "demo"
+    assert main(["demo", "--out", str(out_dir)]) == 0
     out = capsys.readouterr().out
     assert "status: ok" in out and "acc pers mean" in out and "arrival shares" in out
-    rows = [ln.split() for ln in out.splitlines() if ln.strip().split(" ")[0].isdigit()]
+    history, bound = out.split("bound check")
+    rows = [ln.split() for ln in history.splitlines() if ln.strip().split(" ")[0].isdigit()]
     loss = [float(r[2]) for r in rows]
     assert len(loss) == 7 and loss[-1] < 0.5 * loss[0]
-    assert (tmp_path / "demo" / "config.toml").exists()
+    brows = [ln.split() for ln in bound.splitlines() if ln.strip().split(" ")[0].isdigit()]
+    assert [int(r[0]) for r in brows] == [25, 50, 100, 200, 400]
+    assert all(0 < float(r[1]) <= float(r[2]) for r in brows)  # measured <= (T1) bound
+    for f in ("run/config.toml", "run/trace.csv", "run/jobs.csv", "timeline.png",
+              "bound_vs_T.png"):
+        assert (out_dir / f).stat().st_size > 0, f
 
 
 def test_run_then_resume_matches_uninterrupted(tmp_path, capsys):
@@ -115,3 +122,20 @@ def test_sweep_unknown_field_fails_before_running(tmp_path, capsys):
     assert main(["sweep", str(sweep), "--out", str(tmp_path / "o"), "--quiet"]) == 2
     assert "etta" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_figures_quick_renders_a_config_dir(tmp_path, capsys):
+    """`persafl figures --quick --dir D` renders D/configs/*.toml; a dir without configs is an
+    error naming the directory."""
+    import shutil
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "figures" / "configs" / "timeline.toml"
+    (tmp_path / "configs").mkdir()
+    shutil.copy(src, tmp_path / "configs" / "timeline.toml")
+    assert main(["figures", "--quick", "--dir", str(tmp_path), "--workers", "1"]) == 0
+    assert "timeline.png" in capsys.readouterr().out
+    assert (tmp_path / "timeline.png").stat().st_size > 0
+    assert (tmp_path / "timeline.csv").stat().st_size > 0
+    assert main(["figures", "--quick", "--dir", str(tmp_path / "nothing")]) == 2
+    assert "has no configs" in capsys.readouterr().err

@@ -44,4 +44,5 @@ def test_tutorial_runs(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "relative error: exact MAML" in out
     assert (tmp_path / "timeline.png").stat().st_size > 1000
-    assert (tmp_path / "demo_run" / "trace.csv").exists()
+    assert (tmp_path / "demo_run" / "run" / "trace.csv").exists()
+    assert (tmp_path / "demo_run" / "bound_vs_T.png").stat().st_size > 1000
