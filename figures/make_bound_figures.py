@@ -14,14 +14,13 @@ and bound_default_summary.json (the numbers quoted in the README).
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from persafl_np.algorithms import Algorithm, persafl
+from persafl_np.atomic import atomic_write_text
 from persafl_np.bounds import stationarity_bound
 from persafl_np.bounds.check import check_bound, problem_constants
 from persafl_np.data import shifted_least_squares
@@ -155,11 +154,7 @@ def main() -> int:
                        title="measured/bound (D4) as the steps shrink")
     summary["c5_failure"] = rows
     text = json.dumps(summary, indent=2, sort_keys=True)
-    fd, tmp = tempfile.mkstemp(dir=OUT, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text + "\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, OUT / "bound_default_summary.json")
+    atomic_write_text(OUT / "bound_default_summary.json", text + "\n")
     print(text)
     return 0
 

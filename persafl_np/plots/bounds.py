@@ -14,14 +14,13 @@ and with ``path`` writes ``path`` (PNG) and the same name with ``.csv`` (tidy ro
 
 from __future__ import annotations
 
-import csv
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+
+from persafl_np.plots.output import save_figure
 
 __all__ = ["BoundCurve", "plot_bound_vs_T", "plot_bound_vs_tau", "plot_ratio_vs_step"]
 
@@ -52,42 +51,11 @@ class BoundCurve:
         object.__setattr__(self, "bound", b)
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; figures are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _save(fig, curves: Sequence[BoundCurve], path: str | os.PathLike[str] | None,
-          ratio_only: bool = False) -> None:
-    if path is None:
-        return
-    png = Path(path)
-    if png.suffix.lower() != ".png":
-        raise ValueError(f"path must end in .png, got {str(path)!r}")
-
-    def write_csv(tmp: str) -> None:
-        with open(tmp, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["label", "x", "seed", "measured", "bound", "ratio"])
-            for c in curves:
-                for s, row in enumerate(c.measured):
-                    for x, m, b in zip(c.x, row, c.bound, strict=True):
-                        w.writerow([c.label, repr(float(x)), s, repr(float(m)), repr(float(b)),
-                                    repr(float(m / b))])
-
-    # Fixed metadata so the same data give byte-identical PNGs.
-    _atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110,
-                                               metadata={"Software": None}))
-    _atomic_write(png.with_suffix(".csv"), write_csv)
+def _save(fig, curves: Sequence[BoundCurve], path: str | os.PathLike[str] | None) -> None:
+    rows = [[c.label, float(x), s, float(m), float(b), float(m / b)]
+            for c in curves for s, row in enumerate(c.measured)
+            for x, m, b in zip(c.x, row, c.bound, strict=True)]
+    save_figure(fig, path, ["label", "x", "seed", "measured", "bound", "ratio"], rows)
 
 
 def _figure():
