@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from persafl_np.algorithms.rules import ServerRule
+from persafl_np.personalization.local import check_prox
 
 __all__ = ["Algorithm"]
 
@@ -18,6 +19,9 @@ class Algorithm:
     Q: local steps per job (≥ 1); eta: client step η (> 0); batch_size: mini-batch b (None = full).
     synchronous: rounds of ``rule.K`` clients sampled without replacement, all pulling the same
         model; the round ends when its slowest client has arrived (FedAvg, Per-FedAvg, pFedMe).
+    prox: ρ ≥ 0, the proximal weight of the local objective f_i(y) + (ρ/2)‖y − u‖² around the
+        pulled model u (FedAsync, theory brief B4; eq. (LOC-PROX) of theory/personalization.md);
+        0 = plain (LOC-1).
     """
 
     rule: ServerRule
@@ -25,6 +29,7 @@ class Algorithm:
     eta: float = 0.1
     batch_size: int | None = None
     synchronous: bool = False
+    prox: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.Q, bool) or not isinstance(self.Q, int) or self.Q < 1:
@@ -36,6 +41,7 @@ class Algorithm:
         b = self.batch_size
         if b is not None and (isinstance(b, bool) or not isinstance(b, int) or b < 1):
             raise ValueError(f"batch_size must be an integer >= 1 or None, got {b!r}")
+        object.__setattr__(self, "prox", check_prox(self.prox, "prox"))
 
     @property
     def local_only(self) -> bool:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass, field
+from heapq import heappop, heappush
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -29,6 +30,7 @@ import numpy as np
 from persafl_np.sim import streams
 from persafl_np.sim.events import ARRIVAL, FAILURE, START, EventQueue
 from persafl_np.sim.staleness import CONTROLS, block_safe
+from persafl_np.sim.streams import counter_uniform
 from persafl_np.sim.timing import JobTime, TraceJobTimes, load_job_trace, speeds_array
 
 __all__ = [
@@ -231,6 +233,9 @@ class _EventSource:
         self.dkeys = streams.client_keys(seed, streams.PURPOSE_DROPOUT, n).tolist()
         self.rng = streams.server_rng(seed)
         self.q = EventQueue()
+        self.limit = max(100_000, 10 * n)
+        self.dropout = spec.dropout
+        self.quantile = self.law.quantile if self.law is not None else None
         self.now = 0.0
         self.pulled = [-1] * n
         self.start_t = [0.0] * n
@@ -252,13 +257,13 @@ class _EventSource:
         elif self.law_const:
             c = self.law.minimum + self.law.mean
         else:
-            c = self.law.quantile(streams.counter_uniform(key, 3 * j + 1))
+            c = self.quantile(counter_uniform(key, 3 * j + 1))
         if self.speeds is not None:
             c /= self.speeds[i]
         if self.has_dl:
-            c += self.spec.download.quantile(streams.counter_uniform(key, 3 * j))
+            c += self.spec.download.quantile(counter_uniform(key, 3 * j))
         if self.has_ul:
-            c += self.spec.upload.quantile(streams.counter_uniform(key, 3 * j + 2))
+            c += self.spec.upload.quantile(counter_uniform(key, 3 * j + 2))
         return c
 
     def _window(self, i: int, t: float) -> tuple[float, float]:
@@ -282,15 +287,19 @@ class _EventSource:
     def _start(self, i: int, version: int) -> None:
         j = self.jobidx[i]
         self.jobidx[i] = j + 1
-        end = self.now + self._duration(i, j)
-        drop = self.spec.dropout
-        fail = drop > 0 and streams.counter_uniform(self.dkeys[i], j) < drop
+        now = self.now
+        end = now + self._duration(i, j)
+        fail = self.dropout > 0 and counter_uniform(self.dkeys[i], j) < self.dropout
         if end > self.off_t[i]:
             end, fail = self.off_t[i], True
-        self.q.push(end, FAILURE if fail else ARRIVAL, i)
+        # EventQueue.push inlined (same tuple, same sequence number): hot path.
+        q = self.q
+        heappush(q.heap, (end, FAILURE if fail else ARRIVAL, i, q.seq))
+        q.seq += 1
         self.pulled[i] = version
-        self.start_t[i] = self.now
-        self.cnt[version] = self.cnt.get(version, 0) + 1
+        self.start_t[i] = now
+        cnt = self.cnt
+        cnt[version] = cnt.get(version, 0) + 1
 
     def _release(self, i: int) -> None:
         p = self.pulled[i]
@@ -309,7 +318,10 @@ class _EventSource:
 
     def _restart(self, i: int, version: int) -> None:
         if self.C == self.n:
-            self._dispatch(i, version)
+            if self.period is None:
+                self._start(i, version)
+            else:
+                self._dispatch(i, version)
         else:
             self.idle.append(i)
             self._dispatch(self._draw_idle(), version)
@@ -326,7 +338,8 @@ class _EventSource:
 
     def next(self, version: int) -> Arrival | None:
         idle_events = 0
-        limit = max(100_000, 10 * self.n)
+        limit = self.limit
+        heap = self.q.heap
         while True:
             # Held updates are re-examined after *every* event: a failure or another hold can
             # make the earliest one safe (Prop. 4.1 (ii) relies on it).
@@ -335,11 +348,11 @@ class _EventSource:
                 if block_safe(self.cnt, p, version, self.tau_max):
                     heapq.heappop(self.held)
                     return Arrival(self.now, i, p, version - p, True, False, self.start_t[i], end)
-            if not len(self.q) or idle_events >= limit:
+            if not heap or idle_events >= limit:
                 # No job can finish (e.g. every job outlasts its availability window).
                 return None
             idle_events += 1
-            t, kind, i, _ = self.q.pop()
+            t, kind, i, _ = heappop(heap)
             self.now = t
             if kind == START:
                 self._start(i, version)
@@ -361,11 +374,18 @@ class _EventSource:
             return Arrival(t, i, p, tau, True, False, self.start_t[i], t)
 
     def after(self, a: Arrival, version: int) -> None:
-        i = a.client
-        if not a.accepted:
+        _, i, p, _, accepted, _, job_start, job_end = a
+        if not accepted:
             self.n_dropped += 1
-        self.jobs.append((i, a.job_start, a.job_end, a.pulled, APPLIED if a.accepted else DROPPED))
-        self._release(i)
+        self.jobs.append((i, job_start, job_end, p, APPLIED if accepted else DROPPED))
+        # _release(i) inlined: hot path.
+        cnt, p = self.cnt, self.pulled[i]
+        c = cnt[p] - 1
+        if c:
+            cnt[p] = c
+        else:
+            del cnt[p]
+        self.pulled[i] = -1
         self._restart(i, version)
 
     def oldest_needed(self, version: int) -> int:

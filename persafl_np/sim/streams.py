@@ -109,8 +109,15 @@ def client_keys(seed: int, purpose: int, n: int) -> np.ndarray:
 
 
 def counter_uniform(key: int, j: int) -> float:
-    """The j-th uniform draw of the stream with key ``key``: a float in the open interval (0, 1)."""
-    z = _mix((int(key) + (int(j) + 1) * _GOLDEN) & _MASK)
+    """The j-th uniform draw of the stream with key ``key``: a float in the open interval (0, 1).
+
+    u = (⌊H(k + (j+1)·γ) / 2¹¹⌋ + ½) / 2⁵³ with H = :func:`_mix`, written out here because it
+    runs once per job on the simulator's hot path (the call was ~10% of an event).
+    """
+    z = (int(key) + (int(j) + 2) * _GOLDEN) & _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    z ^= z >> 31
     return ((z >> 11) + 0.5) * (1.0 / 9007199254740992.0)
 
 
