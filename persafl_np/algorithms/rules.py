@@ -91,7 +91,7 @@ def persafl(beta: float = 1.0) -> ServerRule:
     beta = _pos(beta, "beta")
 
     def update(state: ServerState, c: Contribution) -> ServerState:
-        return ServerState(w=state.w - beta * c.delta, version=state.version + 1)
+        return ServerState(state.w - beta * c.delta, state.version + 1)
 
     return ServerRule("persafl", _init, update, 1, (("beta", beta),))
 
@@ -106,7 +106,7 @@ def fedasync(alpha: float = 0.5, weight: StalenessWeight | None = None) -> Serve
     def update(state: ServerState, c: Contribution) -> ServerState:
         a = alpha * s(c.staleness)
         x = c.pulled - c.delta
-        return ServerState(w=(1.0 - a) * state.w + a * x, version=state.version + 1)
+        return ServerState((1.0 - a) * state.w + a * x, state.version + 1)
 
     return ServerRule("fedasync", _init, update, 1, (("alpha", alpha), ("weight", s)))
 
@@ -123,9 +123,9 @@ def fedbuff(eta_g: float = 1.0, K: int = 10, weight: StalenessWeight | None = No
         acc = term if state.acc is None else state.acc + term
         count = state.count + 1
         if count < K and not c.flush:
-            return ServerState(w=state.w, version=state.version, acc=acc, count=count)
+            return ServerState(state.w, state.version, acc, count)
         # A flushed partial buffer (synchronous round with dropouts) is averaged over what arrived.
-        return ServerState(w=state.w - (eta_g / count) * acc, version=state.version + 1)
+        return ServerState(state.w - (eta_g / count) * acc, state.version + 1)
 
     return ServerRule("fedbuff", _init, update, K, (("eta_g", eta_g), ("K", K), ("weight", s)))
 
@@ -143,6 +143,6 @@ def local_only() -> ServerRule:
     """Each client trains alone on its own model (w_i ← w_i − Δ_i); the engine keeps the w_i."""
 
     def update(state: ServerState, c: Contribution) -> ServerState:
-        return ServerState(w=state.w, version=state.version + 1)
+        return ServerState(state.w, state.version + 1)
 
     return ServerRule("local", _init, update, 1, ())

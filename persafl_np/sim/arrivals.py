@@ -234,6 +234,8 @@ class _EventSource:
         self.rng = streams.server_rng(seed)
         self.q = EventQueue()
         self.limit = max(100_000, 10 * n)
+        # Every client always has a job and no availability windows: a return restarts at once.
+        self.direct = self.C == n and self.period is None
         self.dropout = spec.dropout
         self.quantile = self.law.quantile if self.law is not None else None
         self.now = 0.0
@@ -386,7 +388,10 @@ class _EventSource:
         else:
             del cnt[p]
         self.pulled[i] = -1
-        self._restart(i, version)
+        if self.direct:
+            self._start(i, version)
+        else:
+            self._restart(i, version)
 
     def oldest_needed(self, version: int) -> int:
         while self.lo < version and self.lo not in self.cnt:

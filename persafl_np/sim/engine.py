@@ -202,7 +202,10 @@ class _Run:
 
     def _finite(self, w: Any) -> bool:
         # w·0 = 0 exactly when every entry is finite (NaN·0 and ±Inf·0 are NaN); a dot product
-        # with a zero vector is the cheapest exact test (no reduction wrapper).
+        # with a zero vector is the cheapest exact test (no reduction wrapper). For NumPy,
+        # ndarray.dot is the same BLAS ddot as `@` at ~40% of the dispatch cost.
+        if type(w) is np.ndarray:
+            return w.dot(self.zeros) == 0.0
         return float(w @ self.zeros) == 0.0
 
     # -- main loop
@@ -224,6 +227,7 @@ class _Run:
         update, nxt, after = rule.update, src.next, src.after
         oldest, finite = src.oldest_needed, self._finite
         seed, eval_every, T = self.seed, self.eval_every, self.T
+        ndarray = np.ndarray
         max_arr = math.inf if self.max_arrivals is None else self.max_arrivals
         n_grad, n_hvp, n_inner = c["n_grad"], c["n_hvp"], c["n_inner"]
         arrivals, applied, max_tau = c["arrivals"], c["applied"], c["max_staleness"]
@@ -259,7 +263,10 @@ class _Run:
                 n_hvp += h_i
                 n_inner += in_i
                 arrivals += 1
-                norm = math.sqrt(float(delta @ delta))
+                if type(delta) is ndarray:
+                    norm = math.sqrt(delta.dot(delta))
+                else:
+                    norm = math.sqrt(float(delta @ delta))
                 trace_append((now, v_before, i, pulled, tau, accepted, norm))
                 if accepted:
                     if local:
