@@ -178,6 +178,18 @@ def check_xy(X: Any, y: Any) -> None:
         raise ValueError(f"y must have shape ({X.shape[0]},), got {tuple(y.shape)}")
 
 
+def linear_num_params(n_features: int) -> int:
+    """Parameter count of a linear model without bias: one weight per feature (≥ 1)."""
+    if int(n_features) < 1:
+        raise ValueError(f"n_features must be >= 1, got {n_features}")
+    return int(n_features)
+
+
+def linear_init_params(rng: np.random.Generator, n_features: int) -> np.ndarray:
+    """N(0, 1/d) weights for a linear model: unit-scale margins xᵀw for standardized x."""
+    return rng.normal(0.0, 1.0 / math.sqrt(n_features), size=linear_num_params(n_features))
+
+
 def refuse_dense(p: int) -> None:
     """Raise ``ValueError`` when a dense p×p Hessian exceeds :data:`MAX_DENSE_HESSIAN`."""
     if p > MAX_DENSE_HESSIAN:

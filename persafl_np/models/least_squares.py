@@ -15,20 +15,16 @@ import numpy as np
 
 from persafl_np.backend import array_namespace, to_numpy
 from persafl_np.models.base import (
-    MAX_DENSE_HESSIAN,
     check_data,
     check_nonneg,
     check_params,
+    check_xy,
+    linear_init_params,
+    linear_num_params,
+    refuse_dense,
 )
 
 __all__ = ["LeastSquares"]
-
-
-def _check_xy(X: Any, y: Any) -> None:
-    if len(X.shape) != 2:
-        raise ValueError(f"X must be 2-D (m samples, d features), got shape {tuple(X.shape)}")
-    if tuple(y.shape) != (X.shape[0],):
-        raise ValueError(f"y must have shape ({X.shape[0]},), got {tuple(y.shape)}")
 
 
 @dataclass(frozen=True)
@@ -42,15 +38,13 @@ class LeastSquares:
         object.__setattr__(self, "l2", check_nonneg(self.l2, "l2"))
 
     def num_params(self, n_features: int) -> int:
-        if int(n_features) < 1:
-            raise ValueError(f"n_features must be >= 1, got {n_features}")
-        return int(n_features)
+        return linear_num_params(n_features)
 
     def init_params(self, rng: np.random.Generator, n_features: int) -> np.ndarray:
-        return rng.normal(0.0, 1.0 / math.sqrt(n_features), size=self.num_params(n_features))
+        return linear_init_params(rng, n_features)
 
     def _residual(self, w: Any, X: Any, y: Any) -> Any:
-        _check_xy(X, y)
+        check_xy(X, y)
         check_params(w, X.shape[1])
         return X @ w - y
 
@@ -64,19 +58,16 @@ class LeastSquares:
         return (r @ X) / X.shape[0] + self.l2 * w
 
     def hvp(self, w: Any, v: Any, X: Any, y: Any) -> Any:
-        _check_xy(X, y)
+        check_xy(X, y)
         check_params(w, X.shape[1])
         check_params(v, X.shape[1], "v")
         return ((X @ v) @ X) / X.shape[0] + self.l2 * v
 
     def hessian(self, w: Any, X: Any, y: Any) -> Any:
-        _check_xy(X, y)
+        check_xy(X, y)
         check_params(w, X.shape[1])
         d = X.shape[1]
-        if d > MAX_DENSE_HESSIAN:
-            raise ValueError(
-                f"hessian: {d} parameters exceed MAX_DENSE_HESSIAN={MAX_DENSE_HESSIAN}; use hvp"
-            )
+        refuse_dense(d)
         xp = array_namespace(w, X)
         return (X.T @ X) / X.shape[0] + self.l2 * xp.eye(d, dtype=X.dtype)
 

@@ -29,6 +29,8 @@ from persafl_np.models.base import (
     check_params,
     check_xy,
     design_norms,
+    linear_init_params,
+    linear_num_params,
     refuse_dense,
 )
 from persafl_np.models.geman_mcclure import GM1_MAX, GM2_MAX, GM3_MAX, gm, gm1, gm2
@@ -71,12 +73,10 @@ class LogisticRegression:
         object.__setattr__(self, "nonconvex", check_nonneg(self.nonconvex, "nonconvex"))
 
     def num_params(self, n_features: int) -> int:
-        if int(n_features) < 1:
-            raise ValueError(f"n_features must be >= 1, got {n_features}")
-        return int(n_features)
+        return linear_num_params(n_features)
 
     def init_params(self, rng: np.random.Generator, n_features: int) -> np.ndarray:
-        return rng.normal(0.0, 1.0 / math.sqrt(n_features), size=self.num_params(n_features))
+        return linear_init_params(rng, n_features)
 
     def _margin(self, w: Any, X: Any, y: Any) -> tuple[Any, Any, Any]:
         """(xp, signed margins z = s ⊙ Xw with s = 2y − 1, and s)."""

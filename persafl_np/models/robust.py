@@ -25,6 +25,8 @@ from persafl_np.models.base import (
     check_params,
     check_xy,
     design_norms,
+    linear_init_params,
+    linear_num_params,
     refuse_dense,
 )
 from persafl_np.models.geman_mcclure import GM1_MAX, GM2_MAX, GM3_MAX, gm, gm1, gm2
@@ -43,12 +45,10 @@ class RobustRegression:
         object.__setattr__(self, "l2", check_nonneg(self.l2, "l2"))
 
     def num_params(self, n_features: int) -> int:
-        if int(n_features) < 1:
-            raise ValueError(f"n_features must be >= 1, got {n_features}")
-        return int(n_features)
+        return linear_num_params(n_features)
 
     def init_params(self, rng: np.random.Generator, n_features: int) -> np.ndarray:
-        return rng.normal(0.0, 1.0 / math.sqrt(n_features), size=self.num_params(n_features))
+        return linear_init_params(rng, n_features)
 
     def _residual(self, w: Any, X: Any, y: Any) -> Any:
         check_xy(X, y)
