@@ -222,7 +222,9 @@ class AlgorithmConfig:
     """name ∈ ALGORITHMS; Q ≥ 1; eta > 0; batch_size ≥ 1 (omit: full batch); beta > 0 (persafl,
     pfedme mixing; fedavg/perfedavg use beta = 1 unless set); alpha ∈ (0, 1] (fedasync mixing);
     K ≥ 1, eta_g > 0 (fedbuff); clients_per_round ≥ 1 (synchronous); weight ∈ constant,
-    polynomial, hinge with weight_a > 0, weight_b ≥ 0, weight_normalize_at ≥ 0 (optional)."""
+    polynomial, hinge with weight_a > 0, weight_b ≥ 0, weight_normalize_at ≥ 0 (optional);
+    prox ≥ 0 (fedasync only): ρ of the clients' proximal local objective f_i(y) + (ρ/2)‖y − u‖²
+    (theory/personalization.md eq. (LOC-PROX)); 0 = plain local steps."""
 
     name: str = "persafl"
     Q: int = 1
@@ -237,6 +239,7 @@ class AlgorithmConfig:
     weight_a: float = 0.5
     weight_b: float = 0.0
     weight_normalize_at: float | None = None
+    prox: float = 0.0
 
     def __post_init__(self) -> None:
         _choice(self.name, "algorithm.name", ALGORITHMS)
@@ -255,6 +258,12 @@ class AlgorithmConfig:
         if self.weight_normalize_at is not None:
             _set(self, "weight_normalize_at",
                  _float(self.weight_normalize_at, "algorithm.weight_normalize_at", 0.0))
+        _set(self, "prox", _float(self.prox, "algorithm.prox", 0.0))
+        if self.prox > 0 and self.name != "fedasync":
+            raise ValueError(
+                f"algorithm.prox applies to algorithm.name='fedasync' only (FedAsync's proximal "
+                f"local objective), got prox={self.prox!r} with name={self.name!r}"
+            )
 
     def build(self) -> Any:
         from persafl_np import algorithms as A
@@ -272,7 +281,7 @@ class AlgorithmConfig:
         else:
             rule = A.local_only()
         return A.Algorithm(rule, Q=self.Q, eta=self.eta, batch_size=self.batch_size,
-                           synchronous=sync)
+                           synchronous=sync, prox=self.prox)
 
 
 @dataclass(frozen=True)

@@ -43,16 +43,10 @@ class LocalUpdate:
 
 
 def check_prox(prox: Any, name: str = "prox") -> float:
-    """ρ as a float; ValueError naming ``name`` unless ρ is a finite number ≥ 0."""
-    if isinstance(prox, bool):
-        raise ValueError(f"{name} (proximal weight rho) must be a finite number >= 0, got {prox!r}")
-    try:
-        rho = float(prox)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{name} (proximal weight rho) must be a finite number >= 0, got {prox!r}"
-        ) from None
-    if not math.isfinite(rho) or rho < 0:
+    """ρ as a float; ValueError naming ``name`` unless ρ is a finite real number ≥ 0."""
+    ok = not isinstance(prox, bool) and isinstance(prox, (int, float, np.integer, np.floating))
+    rho = float(prox) if ok else math.nan
+    if not (math.isfinite(rho) and rho >= 0):
         raise ValueError(f"{name} (proximal weight rho) must be a finite number >= 0, got {prox!r}")
     return rho
 

@@ -145,3 +145,86 @@ def test_array_api_strict_noise_and_minibatch_steps():
     res = local_update(MAML(0.1), M, wsx, Xs, ys, 3, 0.1, np.random.default_rng(1), 4)
     ref = local_update(MAML(0.1), M, w, X, y, 3, 0.1, np.random.default_rng(1), 4)
     np.testing.assert_allclose(np.asarray(res.delta), ref.delta, rtol=1e-10, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- (LOC-PROX)
+def _ls_client(seed: int = 10, m: int = 15, d: int = 3):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(m, d)), rng.normal(size=m), rng.normal(size=d)
+
+
+def test_local_update_prox_zero_is_exactly_loc1():
+    """ρ = 0 runs the (LOC-1) arithmetic: bit-identical to the manual loop and to no prox."""
+    X, y, w = _ls_client()
+    M, Q, eta = LeastSquares(), 5, 0.07
+    for b in (None, 4):
+        ref = local_update(Plain(), M, w, X, y, Q, eta, np.random.default_rng(2), b)
+        res = local_update(Plain(), M, w, X, y, Q, eta, np.random.default_rng(2), b, prox=0.0)
+        np.testing.assert_array_equal(res.delta, ref.delta)
+        r, yq = np.random.default_rng(2), w
+        for _ in range(Q):
+            yq = yq - eta * Plain().step(M, yq, X, y, r, b).g
+        np.testing.assert_array_equal(res.delta, w - yq)
+
+
+@pytest.mark.parametrize("rho", [0.3, 2.0, 14.0])
+def test_local_update_prox_full_batch_matches_affine_recursion(rho):
+    """(LOC-PROX) with g = Ay − c (least squares, full batch):
+    y_{q+1} = (I − η(A + ρI)) y_q + η(c + ρ y_0), computed independently of the code's form."""
+    X, y, w = _ls_client()
+    m, d = X.shape
+    Q, eta = 6, 0.07
+    A, c = X.T @ X / m, X.T @ y / m
+    T = np.eye(d) - eta * (A + rho * np.eye(d))
+    yq = w.copy()
+    for _ in range(Q):
+        yq = T @ yq + eta * (c + rho * w)
+    res = local_update(Plain(), LeastSquares(), w, X, y, Q, eta, np.random.default_rng(0),
+                       prox=rho)
+    np.testing.assert_allclose(res.delta, w - yq, rtol=1e-12, atol=1e-14)
+    assert (res.n_grad, res.n_hvp) == (Q, 0)
+    # and ρ really changes the update (the test is not passing on ρ being ignored)
+    plain = local_update(Plain(), LeastSquares(), w, X, y, Q, eta, np.random.default_rng(0))
+    assert np.linalg.norm(res.delta - plain.delta) > 1e-3 * np.linalg.norm(plain.delta)
+
+
+def test_local_update_prox_minibatch_matches_manual_loop():
+    X, y, w = _ls_client(11, m=20)
+    M, Q, eta, rho, b = LeastSquares(), 4, 0.05, 1.5, 5
+    res = local_update(MAML(0.05), M, w, X, y, Q, eta, np.random.default_rng(3), b, prox=rho)
+    r, yq = np.random.default_rng(3), w
+    for _ in range(Q):
+        g = MAML(0.05).stochastic_grad(M, yq, X, y, r, b)
+        yq = yq - eta * (g + rho * (yq - w))
+    np.testing.assert_array_equal(res.delta, w - yq)
+
+
+def test_local_update_large_prox_keeps_iterate_near_anchor():
+    """(LOC-PROX-B): for 0 < ηρ ≤ 1, ‖Δ‖ ≤ (G/ρ)(1 − (1 − ηρ)^Q) with G = max_q ‖g(y_q)‖,
+    whatever Q; without prox the drift grows with Q."""
+    X, y, w = _ls_client(12)
+    w = w + 5.0  # far from the client optimum: large gradients
+    M, Q, eta = LeastSquares(), 200, 0.05
+    drift0 = np.linalg.norm(local_update(Plain(), M, w, X, y, Q, eta, None).delta)
+    for rho in (2.0, 10.0, 1.0 / eta):
+        res = local_update(Plain(), M, w, X, y, Q, eta, None, prox=rho)
+        yq, G = w, 0.0
+        for _ in range(Q):
+            g = M.grad(yq, X, y)
+            G = max(G, float(np.linalg.norm(g)))
+            yq = yq - eta * (g + rho * (yq - w))
+        bound = G / rho * (1 - (1 - eta * rho) ** Q)
+        assert np.linalg.norm(res.delta) <= bound * (1 + 1e-12)
+        assert np.linalg.norm(res.delta) < 0.5 * drift0
+    # at ηρ = 1 every step restarts from the anchor: Δ = η g(y_{Q−1})
+    res = local_update(Plain(), M, w, X, y, 3, eta, None, prox=1.0 / eta)
+    y1 = w - eta * M.grad(w, X, y)
+    y2 = w - eta * M.grad(y1, X, y)
+    np.testing.assert_allclose(res.delta, eta * M.grad(y2, X, y), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("prox", [-0.1, math.nan, math.inf, True, "1", None])
+def test_local_update_bad_prox(prox):
+    X, y, w = _ls_client()
+    with pytest.raises(ValueError, match=r"prox \(proximal weight rho\) must be a finite number"):
+        local_update(Plain(), LeastSquares(), w, X, y, 2, 0.1, None, prox=prox)
