@@ -141,6 +141,22 @@ def evaluate(problem: Problem, w: Any, shares: np.ndarray, own: list | None = No
     return _sq(xp, g_mean), F / n, _sq(xp, g_w), acc_g, acc_m, acc_min
 
 
+_TRACE_DTYPE = np.dtype([("time", np.float64), ("step", np.int64), ("client", np.int64),
+                         ("pulled_version", np.int64), ("staleness", np.int64),
+                         ("accepted", np.bool_), ("update_norm", np.float64)])
+_JOB_DTYPE = np.dtype([("client", np.int64), ("start", np.float64), ("end", np.float64),
+                       ("pulled_version", np.int64), ("status", np.int64)])
+
+
+def _columns(rows: list[tuple], dtype: np.dtype) -> dict[str, np.ndarray]:
+    """Row tuples → one contiguous array per field of ``dtype``.
+
+    Same values and dtypes as ``np.asarray`` per ``zip(*rows)`` column, at ~half the cost (that
+    conversion was ~1.3 µs per event of a 10⁵-event run)."""
+    rec = np.fromiter(rows, dtype=dtype, count=len(rows))
+    return {k: np.ascontiguousarray(rec[k]) for k in dtype.names}
+
+
 class _LazyRng:
     """Client i's batch stream, created on first use: full-batch oracles never draw, and
     creating a SeedSequence-seeded Generator costs ~50 µs, which would dominate per-event cost
@@ -308,15 +324,7 @@ class _Run:
 
     def result(self, config: Any = None) -> RunResult:
         src = self.source
-        jobs = src.jobs
-        cols = list(zip(*jobs, strict=True)) if jobs else [()] * 5
-        job_arrays = {
-            "client": np.asarray(cols[0], dtype=np.int64),
-            "start": np.asarray(cols[1], dtype=float),
-            "end": np.asarray(cols[2], dtype=float),
-            "pulled_version": np.asarray(cols[3], dtype=np.int64),
-            "status": np.asarray(cols[4], dtype=np.int64),
-        }
+        job_arrays = _columns(src.jobs, _JOB_DTYPE)
         counters = dict(self.counters)
         counters["dropped"] = int(getattr(src, "n_dropped", 0))
         counters["failed"] = int(getattr(src, "n_failed", 0))
@@ -330,7 +338,7 @@ class _Run:
             w = client_params.mean(axis=0)
         return RunResult(
             params=np.array(to_numpy(w), dtype=np.float64, copy=True),
-            trace=Trace.from_rows(self.trace_rows), jobs=job_arrays,
+            trace=Trace(**_columns(self.trace_rows, _TRACE_DTYPE)), jobs=job_arrays,
             history=History.from_rows(self.hist_rows), shares=self._shares(),
             counts=self.counts.copy(), status=self.status, message=self.message,
             counters=counters, config=config, client_params=client_params,
