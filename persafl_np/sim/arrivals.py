@@ -238,6 +238,8 @@ class _EventSource:
         self.direct = self.C == n and self.period is None
         self.dropout = spec.dropout
         self.quantile = self.law.quantile if self.law is not None else None
+        self.plain_law = (self.law is not None and not self.law_const and self.speeds is None
+                          and not self.has_dl and not self.has_ul)
         self.now = 0.0
         self.pulled = [-1] * n
         self.start_t = [0.0] * n
@@ -290,7 +292,11 @@ class _EventSource:
         j = self.jobidx[i]
         self.jobidx[i] = j + 1
         now = self.now
-        end = now + self._duration(i, j)
+        if self.plain_law:
+            # _duration(i, j) for a random law without speeds or latencies, inlined: hot path.
+            end = now + self.quantile(counter_uniform(self.keys[i], 3 * j + 1))
+        else:
+            end = now + self._duration(i, j)
         fail = self.dropout > 0 and counter_uniform(self.dkeys[i], j) < self.dropout
         if end > self.off_t[i]:
             end, fail = self.off_t[i], True

@@ -200,6 +200,8 @@ class _Run:
         self.status, self.message = "ok", ""
         self.started = False
         self.xp = array_namespace(problem.w0)
+        self.Xs = [cl[0] for cl in problem.clients]
+        self.ys = [cl[1] for cl in problem.clients]
         self.zeros = self.xp.zeros_like(problem.w0)
 
     # -- helpers
@@ -236,7 +238,7 @@ class _Run:
         # `finally`. The client update calls the unvalidated core of local_update: Q, η, b and ρ
         # were validated once by Algorithm.
         local = alg.local_only
-        oracle, model, clients, w0 = prob.oracle, prob.model, prob.clients, prob.w0
+        oracle, model, w0, Xs, ys = prob.oracle, prob.model, prob.w0, self.Xs, self.ys
         Q, eta, b, rho = alg.Q, alg.eta, alg.batch_size, alg.prox
         store, warm, own, counts, rngs = self.store, self.warm, self.own, self.counts, self.rngs
         trace_append, c = self.trace_rows.append, self.counters
@@ -265,7 +267,7 @@ class _Run:
                     )
                     break
                 now, i, pulled, tau, accepted, flush, _, _ = a
-                X, y = clients[i][0], clients[i][1]
+                X, y = Xs[i], ys[i]
                 u = own.get(i, w0) if local else store[pulled]
                 rng = rngs.get(i)
                 if rng is None:
