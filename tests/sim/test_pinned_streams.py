@@ -106,6 +106,16 @@ def test_schedule_digest_is_pinned(make_problem, name):
     assert _schedule_digest(res) == PINNED[name][0]
 
 
+#: The NumPy release the ``full`` digests were computed with. A new NumPy may change float
+#: summation order (SIMD kernels), so on another release only the schedule digests apply;
+#: re-pin deliberately, after checking the schedule digests still match.
+PINNED_NUMPY = "2.4."
+
+
+@pytest.mark.skipif(
+    not np.__version__.startswith(PINNED_NUMPY),
+    reason=f"full digests pinned under NumPy {PINNED_NUMPY}x, running {np.__version__}",
+)
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_full_digest_is_pinned(make_problem, name):
     assert _full_digest(_run(make_problem, name)) == PINNED[name][1]
