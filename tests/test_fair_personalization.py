@@ -103,3 +103,12 @@ def test_one_tiny_run_scores_the_validation_rows():
     # majority floor measured on the validation rows, not on the test rows
     val = FP.validation_split(_fedprox(0), 0.25, 0)
     assert row["majority"] == pytest.approx(FP.majority_accuracy(val))
+
+
+def test_report_uses_sample_std_like_summarize():
+    rows = [{"setting": "s", "label": "AL", "seed": k, "acc_pers_mean": a, "acc_pers_min": 0.5,
+             "majority": 0.1} for k, a in enumerate((0.8, 0.9, 1.0))]
+    out = {"validation": rows, "test": rows}
+    text = FP.report(out)
+    assert "0.900 ± 0.100" in text  # ddof = 1: sqrt(0.02 / 2) = 0.1 (ddof = 0 gives 0.082)
+    assert "[0.800, 0.900, 1.000]" in text

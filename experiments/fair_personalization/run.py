@@ -5,7 +5,7 @@ Usage::
     python experiments/fair_personalization/run.py experiments/fair_personalization/spec.toml \
         --out experiments/results/fair_personalization
 
-Protocol (experiments/README.md, "Personalized vs local-only: investigation"):
+Protocol (experiments/README.md, "Investigation"):
 
 1. per setting and seed, build the data set of the setting's base config;
 2. split each client's *training* rows into fit / validation (``validation_fraction``; the
@@ -160,14 +160,22 @@ def main(argv: list[str] | None = None) -> None:
     print(report(out))
 
 
+def _sd(a: list[float]) -> float:
+    """Sample standard deviation (ddof = 1), as in ``persafl summarize`` and the README tables."""
+    return float(np.std(a, ddof=1)) if len(a) > 1 else 0.0
+
+
 def report(out: dict) -> str:
-    """Markdown tables: validation scores per candidate, then test scores per run."""
+    """Markdown tables: validation scores per candidate, then test scores per run.
+
+    ``python run.py --report DIR/fair_personalization.json`` reprints them without running.
+    """
     lines = ["Validation (client-mean acc. on the validation rows, mean ± std over seeds):", "",
              "| setting | candidate | val. acc. |", "|---|---|---|"]
     val = out["validation"]
     for key in dict.fromkeys((r["setting"], r["label"]) for r in val):
         a = [r["acc_pers_mean"] for r in val if (r["setting"], r["label"]) == key]
-        lines.append(f"| {key[0]} | {key[1]} | {np.mean(a):.3f} ± {np.std(a):.3f} |")
+        lines.append(f"| {key[0]} | {key[1]} | {np.mean(a):.3f} ± {_sd(a):.3f} |")
     lines += ["", "Test (chosen α*, λ*; mean ± std over seeds; per-seed values in brackets):", "",
               "| setting | served model | client-mean acc. | worst client | majority-class floor |",
               "|---|---|---|---|---|"]
@@ -178,10 +186,13 @@ def report(out: dict) -> str:
         lo = [r["acc_pers_min"] for r in rs]
         maj = [r["majority"] for r in rs]
         per = ", ".join(f"{x:.3f}" for x in a)
-        lines.append(f"| {key[0]} | {key[1]} | {np.mean(a):.3f} ± {np.std(a):.3f} [{per}] | "
+        lines.append(f"| {key[0]} | {key[1]} | {np.mean(a):.3f} ± {_sd(a):.3f} [{per}] | "
                      f"{np.mean(lo):.3f} | {np.mean(maj):.3f} |")
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if len(sys.argv) == 3 and sys.argv[1] == "--report":
+        print(report(json.loads(Path(sys.argv[2]).read_text())))
+    else:
+        main(sys.argv[1:])
