@@ -112,3 +112,14 @@ def test_report_uses_sample_std_like_summarize():
     text = FP.report(out)
     assert "0.900 ± 0.100" in text  # ddof = 1: sqrt(0.02 / 2) = 0.1 (ddof = 0 gives 0.082)
     assert "[0.800, 0.900, 1.000]" in text
+
+
+def test_control_row_is_the_served_model_at_w0():
+    d = FP.base_config(HERE.parent / "fedprox_softmax.toml", {"T": 20, "eval_every": 20}, 1)
+    cfg = FP.variant(d, "plain", "persafl")  # Plain serves w itself: the control scores w⁰
+    row = FP.one_run(("control", "s", 1, "ctl", cfg.to_dict(), False, 0.25))
+    res = FP.simulate(cfg)
+    # the run's first evaluation point is at w⁰ too
+    assert row["acc_pers_mean"] == pytest.approx(res.history.columns["acc_pers_mean"][0])
+    assert row["acc_pers_min"] == pytest.approx(res.history.columns["acc_pers_min"][0])
+    assert row["phase"] == "control" and row["n_grad"] == 0

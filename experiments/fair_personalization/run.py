@@ -13,7 +13,9 @@ Protocol (experiments/README.md, "Investigation"):
    spawn_key=(VALIDATION_PURPOSE,))``), run MAML for every α and ME for every λ on the fit
    rows and score the served models on the validation rows;
 3. choose α*, λ* per setting by the mean over seeds of the validation client-mean accuracy;
-4. rerun AL, local-only, MAML(α*), ME(λ*) on the full training rows, score on the test rows.
+4. rerun AL, local-only, MAML(α*), ME(λ*) on the full training rows, score on the test rows;
+5. control: ME(λ*)'s served-model solve started from the untrained w⁰ (no federation at all),
+   which separates what the federated w contributes from what the local prox solve does.
 
 The served models are those of persafl_np.sim.engine.evaluate (eq. (SIM-EVAL) of
 theory/simulator.md): w for AL, θ_i = w − α∇f_i(w) for MAML (eq. (MAML-1)), θ̂_i(w) for ME
@@ -39,6 +41,7 @@ from persafl_np.atomic import atomic_write_text
 from persafl_np.config import SimConfig, simulate
 from persafl_np.data.federated import ClientData, FederatedDataset
 from persafl_np.data.partition import split_train_test
+from persafl_np.sim.engine import Problem
 
 #: Spawn key of the validation-split stream; distinct from every purpose in persafl_np.sim.streams
 #: (0–6) so the split does not consume or shift any stream the simulator uses.
@@ -92,6 +95,9 @@ def one_run(job: tuple) -> dict:
     data = cfg.data.build(cfg.seed)
     if use_val:
         data = validation_split(data, fraction, cfg.seed)
+    if phase == "control":
+        return _served_at_init(cfg, data) | {"phase": phase, "setting": setting, "seed": seed,
+                                             "label": label}
     res = simulate(cfg, dataset=data)
     h = res.history.columns
     return {"phase": phase, "setting": setting, "seed": seed, "label": label,
@@ -99,6 +105,24 @@ def one_run(job: tuple) -> dict:
             "acc_pers_min": float(h["acc_pers_min"][-1]),
             "acc_global": float(h["acc_global"][-1]), "status": res.status,
             "n_grad": int(res.counters["n_grad"]), "arrivals": int(res.counters["arrivals"]),
+            "majority": majority_accuracy(data)}
+
+
+def _served_at_init(cfg: SimConfig, data: FederatedDataset) -> dict:
+    """Control without federation: the oracle's served model personalize(w⁰) on each client.
+
+    For ME this is θ̂_i(w⁰) = argmin f_i(θ) + (λ/2)‖θ − w⁰‖² (eq. (ME-1)) — the same
+    evaluation-time solve ME gets, started from the untrained w⁰ instead of the federated w^T,
+    i.e. what ME's served model would be if the server had learned nothing.
+    """
+    model = cfg.model.build(data.n_classes)
+    oracle = cfg.oracle.build()
+    w0 = Problem.build(model, oracle, data, seed=cfg.seed).w0
+    accs = [float(np.mean(model.predict(oracle.personalize(model, w0, c.X_train, c.y_train),
+                                        c.X_test) == c.y_test))
+            for c in data.clients if c.y_test.shape[0]]
+    return {"acc_pers_mean": float(np.mean(accs)), "acc_pers_min": float(np.min(accs)),
+            "acc_global": float("nan"), "status": "ok", "n_grad": 0, "arrivals": 0,
             "majority": majority_accuracy(data)}
 
 
@@ -137,6 +161,9 @@ def main(argv: list[str] | None = None) -> None:
                     runs.append((f"{oracle} {key}={v:g}", variant(d, oracle, "persafl",
                                                                   **{key: v})))
                 jobs += [(phase, name, seed, lab, c.to_dict(), False, frac) for lab, c in runs]
+                ctrl = runs[-1]  # ME(λ*): its served-model solve from w⁰, no federation
+                jobs.append(("control", name, seed, ctrl[0] + " from w0 (no federation)",
+                             ctrl[1].to_dict(), False, frac))
         return jobs
 
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
