@@ -168,11 +168,16 @@ class OracleConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """name ∈ DATASETS; n_clients ≥ 1; the generator's parameters (see persafl_np.data)."""
+    """name ∈ DATASETS; n_clients ≥ 1; the generator's parameters (see persafl_np.data).
+
+    ``n_features`` left out resolves to the generator's own default: 60 for
+    ``fedprox_synthetic`` (the FedProx recipe), 10 for the synthetic regression families
+    (digits always has 64). It is resolved here, so the saved config.toml states it.
+    """
 
     name: str = "shifted_least_squares"
     n_clients: int = 10
-    n_features: int = 10
+    n_features: int | None = None
     n_samples: int = 50
     n_classes: int = 10
     alpha: float = 0.5
@@ -187,6 +192,8 @@ class DataConfig:
     def __post_init__(self) -> None:
         _choice(self.name, "data.name", DATASETS)
         _int(self.n_clients, "data.n_clients", 1)
+        if self.n_features is None:
+            _set(self, "n_features", 60 if self.name == "fedprox_synthetic" else 10)
         _int(self.n_features, "data.n_features", 1)
         _int(self.n_samples, "data.n_samples", 1)
         _int(self.n_classes, "data.n_classes", 2)

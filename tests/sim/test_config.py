@@ -114,3 +114,13 @@ def test_moreau_smoothness_reaches_the_oracle_and_round_trips():
                                                    "smoothness": 4.0}})
     assert cfg.oracle.build().smoothness == 4.0
     assert SimConfig.from_dict(tomllib.loads(cfg.to_toml())) == cfg
+
+
+def test_n_features_default_follows_the_generator():
+    """fedprox_synthetic is a 60-feature recipe; leaving n_features out must not silently
+    give 10 features (an easier-to-underfit problem with a very different optimum)."""
+    fed = SimConfig.from_dict({"data": {"name": "fedprox_synthetic"}})
+    assert fed.data.n_features == 60
+    assert SimConfig().data.n_features == 10
+    assert "n_features = 60" in fed.to_toml()
+    assert SimConfig.from_dict(tomllib.loads(fed.to_toml())) == fed
