@@ -190,6 +190,13 @@ def linear_init_params(rng: np.random.Generator, n_features: int) -> np.ndarray:
     return rng.normal(0.0, 1.0 / math.sqrt(n_features), size=linear_num_params(n_features))
 
 
+def linear_residual(w: Any, X: Any, y: Any) -> Any:
+    """r = Xw − y after the O(1) shape checks of ``X``, ``y`` and ``w`` (linear regression)."""
+    check_xy(X, y)
+    check_params(w, X.shape[1])
+    return X @ w - y
+
+
 def refuse_dense(p: int) -> None:
     """Raise ``ValueError`` when a dense p×p Hessian exceeds :data:`MAX_DENSE_HESSIAN`."""
     if p > MAX_DENSE_HESSIAN:

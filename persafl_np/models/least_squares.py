@@ -21,6 +21,7 @@ from persafl_np.models.base import (
     check_xy,
     linear_init_params,
     linear_num_params,
+    linear_residual,
     refuse_dense,
 )
 
@@ -43,18 +44,14 @@ class LeastSquares:
     def init_params(self, rng: np.random.Generator, n_features: int) -> np.ndarray:
         return linear_init_params(rng, n_features)
 
-    def _residual(self, w: Any, X: Any, y: Any) -> Any:
-        check_xy(X, y)
-        check_params(w, X.shape[1])
-        return X @ w - y
 
     def loss(self, w: Any, X: Any, y: Any) -> Any:
         xp = array_namespace(w, X, y)
-        r = self._residual(w, X, y)
+        r = linear_residual(w, X, y)
         return xp.sum(r * r) / (2 * X.shape[0]) + 0.5 * self.l2 * xp.sum(w * w)
 
     def grad(self, w: Any, X: Any, y: Any) -> Any:
-        r = self._residual(w, X, y)
+        r = linear_residual(w, X, y)
         return (r @ X) / X.shape[0] + self.l2 * w
 
     def hvp(self, w: Any, v: Any, X: Any, y: Any) -> Any:

@@ -23,10 +23,10 @@ from persafl_np.models.base import (
     check_data,
     check_nonneg,
     check_params,
-    check_xy,
     design_norms,
     linear_init_params,
     linear_num_params,
+    linear_residual,
     refuse_dense,
 )
 from persafl_np.models.geman_mcclure import GM1_MAX, GM2_MAX, GM3_MAX, gm, gm1, gm2
@@ -50,29 +50,25 @@ class RobustRegression:
     def init_params(self, rng: np.random.Generator, n_features: int) -> np.ndarray:
         return linear_init_params(rng, n_features)
 
-    def _residual(self, w: Any, X: Any, y: Any) -> Any:
-        check_xy(X, y)
-        check_params(w, X.shape[1])
-        return X @ w - y
 
     def loss(self, w: Any, X: Any, y: Any) -> Any:
         """f(w), eq. (RR-1)."""
         xp = array_namespace(w, X, y)
-        return xp.mean(gm(self._residual(w, X, y))) + 0.5 * self.l2 * xp.sum(w * w)
+        return xp.mean(gm(linear_residual(w, X, y))) + 0.5 * self.l2 * xp.sum(w * w)
 
     def grad(self, w: Any, X: Any, y: Any) -> Any:
         """∇f(w), eq. (RR-2)."""
-        return (gm1(self._residual(w, X, y)) @ X) / X.shape[0] + self.l2 * w
+        return (gm1(linear_residual(w, X, y)) @ X) / X.shape[0] + self.l2 * w
 
     def hvp(self, w: Any, v: Any, X: Any, y: Any) -> Any:
         """∇²f(w) v, eq. (RR-2)."""
-        s = gm2(self._residual(w, X, y))
+        s = gm2(linear_residual(w, X, y))
         check_params(v, X.shape[1], "v")
         return ((s * (X @ v)) @ X) / X.shape[0] + self.l2 * v
 
     def hessian(self, w: Any, X: Any, y: Any) -> Any:
         """Dense ∇²f(w), eq. (RR-2)."""
-        s = gm2(self._residual(w, X, y))
+        s = gm2(linear_residual(w, X, y))
         d = X.shape[1]
         refuse_dense(d)
         xp = array_namespace(w, X)
