@@ -236,7 +236,10 @@ class ShiftedLeastSquares:
             raise ValueError(f"H must have shape ({d}, {d}), got {H.shape}")
         if not np.all(np.isfinite(H)):
             raise ValueError("H contains NaN or Inf")
-        scale = max(float(np.abs(H).max()), np.finfo(np.float64).tiny)
+        # Rounding in H_F = A(I − αA)² etc. is relative to A's scale, not H's: an H that
+        # cancels to ~0 (MAML with α = 1/L on a rank-1 A) must pass as PSD.
+        scale = max(float(np.abs(H).max()), float(np.abs(self.A).max()),
+                    np.finfo(np.float64).tiny)
         if np.abs(H - H.T).max() > 1e-10 * scale:
             raise ValueError("H must be symmetric (a Hessian H_F of the family)")
         # An indefinite H has inf F = −∞; the closed forms only hold for H ⪰ 0.

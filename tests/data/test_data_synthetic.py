@@ -270,3 +270,17 @@ def test_robust_family_shapes_and_heterogeneity():
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_f_star_for_accepts_an_H_that_cancels_to_rounding():
+    """MAML's H_F = A(I − αA)² at α = 1/L on a rank-1 A is 0 up to rounding; it is PSD and
+    F* = γ² = 0, not an error (the tolerance is relative to A, not to the ~0 entries of H)."""
+    from persafl_np.data import shifted_least_squares
+
+    p = shifted_least_squares(4, 3, 1, seed=0)  # one shared row: A = xxᵀ has rank 1
+    alpha = 1.0 / p.L
+    H = p.A @ (np.eye(3) - alpha * p.A) @ (np.eye(3) - alpha * p.A)
+    assert np.abs(H).max() < 1e-12 * np.abs(p.A).max()
+    assert abs(p.f_star_for(H)) < 1e-12 and abs(p.gamma2_for(H)) < 1e-12
+    with pytest.raises(ValueError, match="positive semidefinite"):
+        p.f_star_for(-p.A)
