@@ -77,6 +77,28 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if demo.run.ok and demo.bound_ratio <= 1.0 else 1
 
 
+class _StepBar:
+    """A tqdm bar of server steps, fed by the engine's ``progress(version, T)`` callback."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.bar = None
+        self.enabled = enabled
+
+    def __call__(self, version: int, T: int) -> None:
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=T, unit="step", desc="server steps", leave=False)
+        self.bar.update(version - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def kwargs(self) -> dict:
+        return {"progress": self} if self.enabled else {}
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from persafl_np.config import load_config, simulate
 
@@ -94,7 +116,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             {"checkpoint_every": args.checkpoint_every, "replay": args.replay}))
         kw = {"checkpoint_dir": ck, "checkpoint_every": args.checkpoint_every}
     t0 = time.perf_counter()
-    res = simulate(cfg, arrivals=args.replay, **kw)
+    bar = _StepBar(not args.quiet)
+    try:
+        res = simulate(cfg, arrivals=args.replay, **kw, **bar.kwargs())
+    finally:
+        bar.close()
     return _finish(res, str(out), time.perf_counter() - t0)
 
 
@@ -109,8 +135,13 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         return 2
     meta = json.loads((ck / "cli.json").read_text())
     t0 = time.perf_counter()
-    res = simulate(load_config(d / "config.toml"), arrivals=meta.get("replay"), checkpoint_dir=ck,
-                   checkpoint_every=int(meta["checkpoint_every"]), resume=True)
+    bar = _StepBar(not args.quiet)
+    try:
+        res = simulate(load_config(d / "config.toml"), arrivals=meta.get("replay"),
+                       checkpoint_dir=ck, checkpoint_every=int(meta["checkpoint_every"]),
+                       resume=True, **bar.kwargs())
+    finally:
+        bar.close()
     return _finish(res, str(d), time.perf_counter() - t0)
 
 
@@ -163,9 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="N")
     p.add_argument("--replay", default=None, metavar="TRACE.csv",
                    help="force the (client, pulled_version) schedule of a recorded trace.csv")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("resume", help="continue a checkpointed run in DIR")
     p.add_argument("dir")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_resume)
     p = sub.add_parser("bound", help="constants, step-size conditions and the (T1) bound")
     p.add_argument("config")

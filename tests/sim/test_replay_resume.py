@@ -113,3 +113,30 @@ def test_save_writes_all_files(make_problem, tmp_path):
         np.testing.assert_array_equal(z["shares"], res.shares)
     assert json.loads((d / "summary.json").read_text())["status"] == "ok"
     assert not list(d.glob(".*tmp"))  # no temporary files left behind
+
+
+def test_progress_callback_leaves_results_bit_identical(make_problem, tmp_path):
+    """The progress callback advances the run in chunks; results must not change, with or
+    without checkpointing, and the reported versions climb to T."""
+    from persafl_np.algorithms import Algorithm, persafl
+    from persafl_np.sim import EventDriven, JobTime, run
+
+    prob = make_problem(n=6)
+    alg = Algorithm(persafl(0.5), Q=2, eta=0.05, batch_size=4)
+    arr = EventDriven(job_time=JobTime("exponential"))
+    plain = run(prob, alg, arr, T=250, seed=3, eval_every=7)
+    seen: list[tuple[int, int]] = []
+    with_bar = run(prob, alg, arr, T=250, seed=3, eval_every=7,
+                   progress=lambda v, T: seen.append((v, T)))
+    assert with_bar.digest() == plain.digest()
+    versions = [v for v, _ in seen]
+    assert versions == sorted(versions) and versions[-1] == 250 and len(versions) >= 50
+    assert {T for _, T in seen} == {250}
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    part = run(prob, alg, arr, T=250, seed=3, eval_every=7, checkpoint_dir=ck,
+               checkpoint_every=40, stop_after=130, progress=lambda v, T: None)
+    assert part.params is not None
+    resumed = run(prob, alg, arr, T=250, seed=3, eval_every=7, checkpoint_dir=ck,
+                  checkpoint_every=40, resume=True, progress=lambda v, T: None)
+    assert resumed.digest() == plain.digest()
