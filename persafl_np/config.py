@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from persafl_np.arguments import check_int
 from persafl_np.sim.timing import JobTime
 
 __all__ = [
@@ -58,13 +59,6 @@ MODELS = ("least_squares", "logistic", "softmax", "robust", "mlp")
 ORACLES = ("plain", "maml", "moreau")
 DATASETS = ("fedprox_synthetic", "shifted_least_squares", "robust_family", "digits")
 ALGORITHMS = ("persafl", "fedasync", "fedbuff", "fedavg", "perfedavg", "pfedme", "local")
-
-
-def _int(v: Any, name: str, lo: int, hi: int | None = None) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
-        rng = f">= {lo}" if hi is None else f"in {lo}..{hi}"
-        raise ValueError(f"{name} must be an integer {rng}, got {v!r}")
-    return v
 
 
 def _float(v: Any, name: str, lo: float | None = None, strict: bool = False,
@@ -102,7 +96,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _choice(self.name, "model.name", MODELS)
         _set(self, "l2", _float(self.l2, "model.l2", 0.0))
-        _int(self.n_hidden, "model.n_hidden", 1)
+        check_int(self.n_hidden, "model.n_hidden", 1)
         _choice(self.activation, "model.activation", ("tanh", "softplus"))
         _set(self, "nonconvex", _float(self.nonconvex, "model.nonconvex", 0.0))
 
@@ -145,7 +139,7 @@ class OracleConfig:
         _choice(self.hessian, "oracle.hessian", ("exact", "hessian_free", "first_order"))
         _set(self, "lam", _float(self.lam, "oracle.lam", 0.0, strict=True))
         if self.inner_steps is not None:
-            _int(self.inner_steps, "oracle.inner_steps", 1)
+            check_int(self.inner_steps, "oracle.inner_steps", 1)
         if self.inner_tol is not None:
             _set(self, "inner_tol", _float(self.inner_tol, "oracle.inner_tol", 0.0, strict=True))
         if self.smoothness is not None:
@@ -191,16 +185,16 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _choice(self.name, "data.name", DATASETS)
-        _int(self.n_clients, "data.n_clients", 1)
+        check_int(self.n_clients, "data.n_clients", 1)
         if self.n_features is None:
             _set(self, "n_features", 60 if self.name == "fedprox_synthetic" else 10)
-        _int(self.n_features, "data.n_features", 1)
-        _int(self.n_samples, "data.n_samples", 1)
-        _int(self.n_classes, "data.n_classes", 2)
+        check_int(self.n_features, "data.n_features", 1)
+        check_int(self.n_samples, "data.n_samples", 1)
+        check_int(self.n_classes, "data.n_classes", 2)
         for k in ("alpha", "beta", "spread", "shift", "noise"):
             _set(self, k, _float(getattr(self, k), f"data.{k}", 0.0))
         _choice(self.partition, "data.partition", ("label_skew", "dirichlet", "iid"))
-        _int(self.classes_per_client, "data.classes_per_client", 1)
+        check_int(self.classes_per_client, "data.classes_per_client", 1)
         _set(self, "test_fraction", _float(self.test_fraction, "data.test_fraction", 0.0, hi=0.9))
 
     def build(self, seed: int) -> Any:
@@ -250,15 +244,15 @@ class AlgorithmConfig:
 
     def __post_init__(self) -> None:
         _choice(self.name, "algorithm.name", ALGORITHMS)
-        _int(self.Q, "algorithm.Q", 1)
+        check_int(self.Q, "algorithm.Q", 1)
         _set(self, "eta", _float(self.eta, "algorithm.eta", 0.0, strict=True))
         if self.batch_size is not None:
-            _int(self.batch_size, "algorithm.batch_size", 1)
+            check_int(self.batch_size, "algorithm.batch_size", 1)
         _set(self, "beta", _float(self.beta, "algorithm.beta", 0.0, strict=True))
         _set(self, "alpha", _float(self.alpha, "algorithm.alpha", 0.0, strict=True, hi=1.0))
-        _int(self.K, "algorithm.K", 1)
+        check_int(self.K, "algorithm.K", 1)
         _set(self, "eta_g", _float(self.eta_g, "algorithm.eta_g", 0.0, strict=True))
-        _int(self.clients_per_round, "algorithm.clients_per_round", 1)
+        check_int(self.clients_per_round, "algorithm.clients_per_round", 1)
         _choice(self.weight, "algorithm.weight", ("constant", "polynomial", "hinge"))
         _set(self, "weight_a", _float(self.weight_a, "algorithm.weight_a", 0.0, strict=True))
         _set(self, "weight_b", _float(self.weight_b, "algorithm.weight_b", 0.0))
@@ -321,11 +315,11 @@ class ArrivalsConfig:
                 self.availability_period, "arrivals.availability_period", 0.0, strict=True))
         _set(self, "availability_on",
              _float(self.availability_on, "arrivals.availability_on", 0.0, strict=True, hi=1.0))
-        _int(self.tau, "arrivals.tau", 0)
+        check_int(self.tau, "arrivals.tau", 0)
         if isinstance(self.policy, str):
             _choice(self.policy, "arrivals.policy", ("uniform", "max"))
         else:
-            pol = tuple(_int(x, "arrivals.policy entry", 0, self.tau) for x in self.policy)
+            pol = tuple(check_int(x, "arrivals.policy entry", 0, self.tau) for x in self.policy)
             if not pol:
                 raise ValueError("arrivals.policy list must not be empty")
             _set(self, "policy", pol)
@@ -336,7 +330,7 @@ class ArrivalsConfig:
             sp = tuple(_float(s, "arrivals.speeds entry", 0.0, strict=True) for s in self.speeds)
             _set(self, "speeds", sp)
         if self.concurrency is not None:
-            _int(self.concurrency, "arrivals.concurrency", 1)
+            check_int(self.concurrency, "arrivals.concurrency", 1)
         _set(self, "dropout", _float(self.dropout, "arrivals.dropout", 0.0))
         if self.dropout >= 1.0:
             raise ValueError(f"arrivals.dropout must lie in [0, 1), got {self.dropout}")
@@ -346,7 +340,7 @@ class ArrivalsConfig:
                 raise ValueError("arrivals.tau_max (integer >= 0) is required with "
                                  f"arrivals.staleness={self.staleness!r}")
         if self.tau_max is not None:
-            _int(self.tau_max, "arrivals.tau_max", 0)
+            check_int(self.tau_max, "arrivals.tau_max", 0)
 
     def build(self, n_clients: int) -> Any:
         from persafl_np.sim.arrivals import EventDriven, TheoremMode
@@ -380,11 +374,11 @@ class SimConfig:
     arrivals: ArrivalsConfig = field(default_factory=ArrivalsConfig)
 
     def __post_init__(self) -> None:
-        _int(self.seed, "seed", 0)
-        _int(self.T, "T", 1)
-        _int(self.eval_every, "eval_every", 1)
+        check_int(self.seed, "seed", 0)
+        check_int(self.T, "T", 1)
+        check_int(self.eval_every, "eval_every", 1)
         if self.max_arrivals is not None:
-            _int(self.max_arrivals, "max_arrivals", 1)
+            check_int(self.max_arrivals, "max_arrivals", 1)
         for k, cls in (("model", ModelConfig), ("oracle", OracleConfig), ("data", DataConfig),
                        ("algorithm", AlgorithmConfig), ("arrivals", ArrivalsConfig)):
             if not isinstance(getattr(self, k), cls):

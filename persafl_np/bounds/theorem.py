@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from numbers import Integral
+
+from persafl_np.arguments import check_int
 
 __all__ = [
     "CONSTANT_SETS",
@@ -67,12 +68,6 @@ def _nonneg_real(value: float, name: str, *, allow_inf: bool = True) -> float:
     return v
 
 
-def _int_at_least(value: int, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
 def _product(*factors: float) -> float:
     """Product where a zero factor wins over an infinite one (a term that is absent is 0)."""
     if any(f == 0 for f in factors):
@@ -123,8 +118,8 @@ def step_size_conditions(L: float, tau: int, Q: int, eta: float, beta: float) ->
     η ≤ 1/(16 Q L) and a = βη ≤ 1/(24 max(1, τ) Q L).
     """
     L = _pos_real(L, "L")
-    tau = _int_at_least(tau, "tau", 0)
-    Q = _int_at_least(Q, "Q", 1)
+    tau = check_int(tau, "tau", 0)
+    Q = check_int(Q, "Q", 1)
     eta = _pos_real(eta, "eta")
     beta = _pos_real(beta, "beta")
     a = beta * eta
@@ -237,8 +232,8 @@ def stationarity_bound(
     sigma2 = _nonneg_real(sigma2, "sigma2")
     gamma2 = _nonneg_real(gamma2, "gamma2")
     delta_f = _nonneg_real(delta_f, "delta_f")
-    T = _int_at_least(T, "T", 1)
-    K = _int_at_least(K, "K", 1)
+    T = check_int(T, "T", 1)
+    K = check_int(K, "K", 1)
     if constants not in CONSTANT_SETS:
         raise ValueError(f"constants must be one of {sorted(CONSTANT_SETS)}, got {constants!r}")
     cond = step_size_conditions(L, tau, Q, eta, beta)
@@ -300,13 +295,13 @@ def corollary_step_sizes(
 
     ``delta_f`` must be finite and > 0: with Δ_F = 0 the optimal constant step is 0.
     """
-    T = _int_at_least(T, "T", 1)
+    T = check_int(T, "T", 1)
     L = _pos_real(L, "L")
     sigma2 = _nonneg_real(sigma2, "sigma2", allow_inf=False)
     gamma2 = _nonneg_real(gamma2, "gamma2", allow_inf=False)
     delta_f = _pos_real(delta_f, "delta_f")
-    tau = _int_at_least(tau, "tau", 0)
-    Q = _int_at_least(Q, "Q", 1)
+    tau = check_int(tau, "tau", 0)
+    Q = check_int(Q, "Q", 1)
     a0 = 1.0 / (24.0 * max(1, tau) * Q * L)
     spread = Q * gamma2 + sigma2
     a_star = math.sqrt(delta_f / (L * Q * T * spread)) if spread > 0 else math.inf
@@ -333,7 +328,7 @@ def quadratic_ratio_limit(
     Σ_t ‖∇F(w^t)‖² → L² w0² / (h(2 − h)) and the ratio to c1 Δ_F/(aQT) is
     (aQL/h) · 2/(c1 (2 − h)) (= (aQL/h)/(4(2 − h)) for c1 = 8). Requires 0 < h < 2.
     """
-    Q = _int_at_least(Q, "Q", 1)
+    Q = check_int(Q, "Q", 1)
     eta = _pos_real(eta, "eta")
     beta = _pos_real(beta, "beta")
     L = _pos_real(L, "L")

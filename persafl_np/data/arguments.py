@@ -1,35 +1,16 @@
-"""Boundary validation of the scalar arguments of the data generators and partitioners.
+"""Boundary validation of the data generators' scalar arguments.
 
-Each check raises ``ValueError`` naming the argument and its allowed range.
+``check_int`` and ``check_nonneg`` are the package-wide ones (:mod:`persafl_np.arguments`),
+re-exported here for the data modules; ``check_test_fraction`` is specific to the splits.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import numpy as np
+from persafl_np.arguments import check_int, check_nonneg
 
 __all__ = ["check_int", "check_nonneg", "check_test_fraction"]
-
-
-def check_int(value: Any, name: str, lo: int, hi: int | None = None) -> int:
-    """An ``int`` (not bool, not float) in ``lo..hi`` (``hi=None``: no upper bound)."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    v = int(value)
-    if v < lo or (hi is not None and v > hi):
-        allowed = f">= {lo}" if hi is None else f"in {lo}..{hi}"
-        raise ValueError(f"{name} must be {allowed}, got {v}")
-    return v
-
-
-def check_nonneg(value: Any, name: str) -> float:
-    """A finite real number ≥ 0."""
-    v = float(value)
-    if not (math.isfinite(v) and v >= 0.0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return v
 
 
 def check_test_fraction(test_fraction: Any) -> float:

@@ -36,6 +36,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from persafl_np.arguments import check_nonneg
 from persafl_np.backend import to_numpy
 
 __all__ = [
@@ -160,14 +161,6 @@ def check_params(w: Any, expected: int, name: str = "w") -> None:
     shape = tuple(w.shape)
     if shape != (expected,):
         raise ValueError(f"{name} must have shape ({expected},), got {shape}")
-
-
-def check_nonneg(value: float, name: str) -> float:
-    """Validate a regularization-type scalar: finite and ≥ 0."""
-    v = float(value)
-    if not math.isfinite(v) or v < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return v
 
 
 def check_xy(X: Any, y: Any) -> None:

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from persafl_np.arguments import check_int
 from persafl_np.sim import streams
 from persafl_np.sim.events import ARRIVAL, FAILURE, START, EventQueue
 from persafl_np.sim.staleness import CONTROLS, block_safe
@@ -63,12 +64,6 @@ class Arrival(NamedTuple):
     job_end: float = 0.0
 
 
-def _int(v: Any, name: str, lo: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    return int(v)
-
-
 # --------------------------------------------------------------------------- theorem mode
 @dataclass(frozen=True)
 class TheoremMode:
@@ -82,14 +77,14 @@ class TheoremMode:
     policy: str | tuple[int, ...] = "uniform"
 
     def __post_init__(self) -> None:
-        _int(self.tau, "tau", 0)
+        check_int(self.tau, "tau", 0)
         if isinstance(self.policy, str):
             if self.policy not in POLICIES:
                 raise ValueError(
                     f"policy must be one of {POLICIES} or a list of ints, got {self.policy!r}"
                 )
         else:
-            seq = tuple(_int(x, "policy entry", 0) for x in self.policy)
+            seq = tuple(check_int(x, "policy entry", 0) for x in self.policy)
             if not seq or max(seq) > self.tau:
                 raise ValueError(f"policy list must be non-empty with entries in 0..tau={self.tau}")
             object.__setattr__(self, "policy", seq)
@@ -179,7 +174,7 @@ class EventDriven:
         if self.speeds is not None:
             object.__setattr__(self, "speeds", tuple(float(s) for s in self.speeds))
         if self.concurrency is not None:
-            _int(self.concurrency, "concurrency", 1)
+            check_int(self.concurrency, "concurrency", 1)
         d = float(self.dropout)
         if not (math.isfinite(d) and 0.0 <= d < 1.0):
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
@@ -190,7 +185,7 @@ class EventDriven:
                 raise ValueError(
                     f"tau_max (integer >= 0) is required with staleness={self.staleness!r}"
                 )
-            _int(self.tau_max, "tau_max", 0)
+            check_int(self.tau_max, "tau_max", 0)
 
     def source(self, n: int, seed: int, K: int) -> _EventSource:
         return _EventSource(self, n, seed)

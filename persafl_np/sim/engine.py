@@ -35,6 +35,7 @@ import numpy as np
 
 from persafl_np.algorithms.algorithm import Algorithm
 from persafl_np.algorithms.rules import Contribution, ServerState
+from persafl_np.arguments import check_int
 from persafl_np.atomic import atomic_write_npz, atomic_write_text
 from persafl_np.backend import array_namespace, to_device_like, to_numpy
 from persafl_np.personalization.local import _local_steps
@@ -400,12 +401,6 @@ class _Run:
         self.started = bool(meta["started"])
 
 
-def _check_int(v: Any, name: str, lo: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    return int(v)
-
-
 def run(
     problem: Problem,
     algorithm: Algorithm,
@@ -439,13 +434,13 @@ def run(
         bar). The run is then advanced in chunks, exactly as checkpointing does, which leaves
         every result bit-identical.
     """
-    T = _check_int(T, "T", 1)
-    seed = _check_int(seed, "seed", 0)
-    eval_every = _check_int(eval_every, "eval_every", 1)
+    T = check_int(T, "T", 1)
+    seed = check_int(seed, "seed", 0)
+    eval_every = check_int(eval_every, "eval_every", 1)
     if max_arrivals is not None:
-        _check_int(max_arrivals, "max_arrivals", 1)
+        check_int(max_arrivals, "max_arrivals", 1)
     if checkpoint_every is not None:
-        _check_int(checkpoint_every, "checkpoint_every", 1)
+        check_int(checkpoint_every, "checkpoint_every", 1)
         if checkpoint_dir is None:
             raise ValueError("checkpoint_every needs checkpoint_dir")
     if not isinstance(arrivals, (TheoremMode, EventDriven, Replay)):
@@ -461,7 +456,7 @@ def run(
         if ck is None or not (ck / "state.json").exists():
             raise ValueError(f"resume=True needs a checkpoint in checkpoint_dir, none at {ck}")
         r.load_checkpoint(ck)
-    end = T if stop_after is None else min(T, _check_int(stop_after, "stop_after", 0))
+    end = T if stop_after is None else min(T, check_int(stop_after, "stop_after", 0))
     t0 = _time.perf_counter()
     chunk = max(1, T // 100) if progress is not None else None
     while r.state.version < end and r.status == "ok":
