@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from persafl_np.algorithms.reweight import ClientReweight
 from persafl_np.algorithms.rules import ServerRule
 from persafl_np.personalization.local import check_prox
 
@@ -22,6 +23,7 @@ class Algorithm:
     prox: ρ ≥ 0, the proximal weight of the local objective f_i(y) + (ρ/2)‖y − u‖² around the
         pulled model u (FedAsync, theory brief B4; eq. (LOC-PROX) of theory/personalization.md);
         0 = plain (LOC-1).
+    reweight: scale client i's update by 1/(n p_i) (theory/arrival_bias.md (TA-5)); None = off.
     """
 
     rule: ServerRule
@@ -30,6 +32,7 @@ class Algorithm:
     batch_size: int | None = None
     synchronous: bool = False
     prox: float = 0.0
+    reweight: ClientReweight | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.Q, bool) or not isinstance(self.Q, int) or self.Q < 1:
@@ -42,6 +45,8 @@ class Algorithm:
         if b is not None and (isinstance(b, bool) or not isinstance(b, int) or b < 1):
             raise ValueError(f"batch_size must be an integer >= 1 or None, got {b!r}")
         object.__setattr__(self, "prox", check_prox(self.prox, "prox"))
+        if self.reweight is not None and not isinstance(self.reweight, ClientReweight):
+            raise ValueError(f"reweight must be a ClientReweight or None, got {self.reweight!r}")
 
     @property
     def local_only(self) -> bool:

@@ -1,0 +1,67 @@
+"""Arrival reweighting of the server step: client i's update is scaled by ω_i = 1/(n p_i).
+
+theory/arrival_bias.md §4, eq. (TA-5). With the conditional arrival law p (C5_p) the scaled
+step is unbiased for F: E[ω_{i_t} ∇F_{i_t}(w) | F_t] = Σ_i p_i ∇F_i(w)/(n p_i) = ∇F(w).
+
+* ``ClientReweight(shares=p)`` — p given and fixed: the setting (TA-5) covers.
+* ``ClientReweight()`` — p estimated online from the applied counts c_i before this update,
+  p̂_i = (c_i + prior)/(Σ_j c_j + n·prior). ω then depends on the past, so the scaled step is
+  unbiased only asymptotically; (TA-5) does **not** cover it (theory/arrival_bias.md §4.3).
+
+The factor is a pure function of (counts, client), so a checkpointed run (the engine saves its
+counts) resumes bit-identically. ``None`` in :class:`~persafl_np.algorithms.Algorithm` (the
+default) leaves every run bit-identical to one without this option.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ClientReweight"]
+
+
+@dataclass(frozen=True)
+class ClientReweight:
+    """ω_i = 1/(n p_i) with p = ``shares`` (fixed), or with p̂ from the counts (online).
+
+    shares: the arrival law p (every p_i > 0, Σ p_i = 1), or None for the online estimate.
+    prior: pseudo-count of the online estimate (> 0); ignored when ``shares`` is given.
+    """
+
+    shares: tuple[float, ...] | None = None
+    prior: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.shares is not None:
+            p = tuple(float(x) for x in self.shares)
+            if not p or not all(math.isfinite(x) and x > 0.0 for x in p):
+                raise ValueError(f"reweight shares must be numbers in (0, 1], got {self.shares!r}")
+            s = math.fsum(p)
+            if abs(s - 1.0) > 1e-9:
+                raise ValueError(f"reweight shares must sum to 1, got sum {s!r}")
+            object.__setattr__(self, "shares", p)
+        prior = float(self.prior)
+        if not (math.isfinite(prior) and prior > 0.0):
+            raise ValueError(f"reweight prior must be a finite number > 0, got {self.prior!r}")
+        object.__setattr__(self, "prior", prior)
+
+    @property
+    def online(self) -> bool:
+        return self.shares is None
+
+    def factor(self, counts: Any, i: int) -> float:
+        """ω_i for the update of client ``i``; ``counts``: applied updates per client so far."""
+        n = len(counts)
+        if self.shares is not None:
+            if len(self.shares) != n:
+                raise ValueError(
+                    f"reweight shares has {len(self.shares)} entries for {n} clients"
+                )
+            return 1.0 / (n * self.shares[i])
+        c = np.asarray(counts, dtype=np.float64)
+        p_i = (float(c[i]) + self.prior) / (float(c.sum()) + n * self.prior)
+        return 1.0 / (n * p_i)
