@@ -1,6 +1,7 @@
 """Server rules ((init, update) pairs), staleness weights, and the algorithm bundle."""
 
 from persafl_np.algorithms.algorithm import Algorithm
+from persafl_np.algorithms.delay_adaptive import DelayAdaptive
 from persafl_np.algorithms.reweight import ClientReweight
 from persafl_np.algorithms.rules import (
     Contribution,
@@ -17,6 +18,7 @@ from persafl_np.algorithms.weights import StalenessWeight, constant, hinge, poly
 __all__ = [
     "Algorithm",
     "ClientReweight",
+    "DelayAdaptive",
     "Contribution",
     "ServerRule",
     "ServerState",

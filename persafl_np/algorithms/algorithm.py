@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from persafl_np.algorithms.delay_adaptive import DelayAdaptive
 from persafl_np.algorithms.reweight import ClientReweight
 from persafl_np.algorithms.rules import ServerRule
 from persafl_np.personalization.local import check_prox
@@ -24,6 +27,8 @@ class Algorithm:
         pulled model u (FedAsync, theory brief B4; eq. (LOC-PROX) of theory/personalization.md);
         0 = plain (LOC-1).
     reweight: scale client i's update by 1/(n p_i) (theory/arrival_bias.md (TA-5)); None = off.
+    delay_adaptive: step 0 for updates with τ > threshold (theory/staleness_linear.md (TB-4));
+        None = off. Both off (the default) leaves every run bit-identical.
     """
 
     rule: ServerRule
@@ -33,6 +38,7 @@ class Algorithm:
     synchronous: bool = False
     prox: float = 0.0
     reweight: ClientReweight | None = None
+    delay_adaptive: DelayAdaptive | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.Q, bool) or not isinstance(self.Q, int) or self.Q < 1:
@@ -47,6 +53,22 @@ class Algorithm:
         object.__setattr__(self, "prox", check_prox(self.prox, "prox"))
         if self.reweight is not None and not isinstance(self.reweight, ClientReweight):
             raise ValueError(f"reweight must be a ClientReweight or None, got {self.reweight!r}")
+        da = self.delay_adaptive
+        if da is not None and not isinstance(da, DelayAdaptive):
+            raise ValueError(f"delay_adaptive must be a DelayAdaptive or None, got {da!r}")
+
+    @property
+    def step_scale(self) -> Callable[[Any, int, int], float] | None:
+        """(counts, client, τ) → factor of this update's server step; None when no option is on."""
+        rw, da = self.reweight, self.delay_adaptive
+        if rw is None and da is None:
+            return None
+
+        def scale(counts: Any, i: int, tau: int) -> float:
+            f = 1.0 if rw is None else rw.factor(counts, i)
+            return f if da is None else f * da.factor(tau)
+
+        return scale
 
     @property
     def local_only(self) -> bool:

@@ -245,7 +245,7 @@ class _Run:
         store, warm, own, counts, rngs = self.store, self.warm, self.own, self.counts, self.rngs
         trace_append, c = self.trace_rows.append, self.counters
         update, nxt, after = rule.update, src.next, src.after
-        reweight = alg.reweight  # (TA-5) of theory/arrival_bias.md; None = off
+        step_scale = alg.step_scale  # (TA-5) reweighting / (TB-4) delay-adaptive; None = off
         oldest, finite = src.oldest_needed, self._finite
         seed, eval_every, T = self.seed, self.eval_every, self.T
         ndarray = np.ndarray
@@ -292,8 +292,8 @@ class _Run:
                 if accepted:
                     if local:
                         own[i] = u - delta
-                    if reweight is not None:
-                        delta = delta * reweight.factor(counts, i)
+                    if step_scale is not None:
+                        delta = delta * step_scale(counts, i, tau)
                     state = update(state, Contribution(delta, u, tau, flush))
                     counts[i] += 1
                     applied += 1
