@@ -41,10 +41,13 @@ TERM_NAMES = (
 )
 
 #: (c1, ..., c7) of (T1). "d4": the theory brief's constants; "sharp": what the proof in
-#: theory/async_theorem.md §4 (eq. (P9)) gives, valid also for client-dependent staleness (ρ = 2).
+#: theory/async_theorem.md §4 (eq. (P9)) gives, valid also for client-dependent staleness (ρ = 2);
+#: "net": the same proof divided by its exact net coefficient 0.28096·aQ instead of aQ/4
+#: (theory/staleness_linear.md §3; every sharp constant × 0.25/0.28096, rounded up).
 CONSTANT_SETS: dict[str, tuple[float, ...]] = {
     "d4": (8.0, 24.0, 8.0, 128.0, 64.0, 336.0, 144.0),
     "sharp": (4.0, 12.0, 4.0, 80.0, 20.0, 37.0, 12.0),
+    "net": (3.56, 10.7, 3.56, 71.2, 17.8, 32.7, 10.6),
 }
 
 # Steps exactly at the maxima are computed in floating point (e.g. 1/(16*Q*L)); a relative slack
@@ -223,7 +226,8 @@ def stationarity_bound(
     T: number of server steps, ≥ 1.   tau: staleness bound τ ≥ 0 (server steps).
     Q: local steps ≥ 1.   eta: client step η > 0.   beta: server step β > 0.
     K: buffer size ≥ 1. The bound does not depend on K (theory/async_theorem.md, step 7).
-    constants: "d4" (8, 24, 8, 128, 64, 336, 144) or "sharp" (4, 12, 4, 80, 20, 37, 12).
+    constants: "d4" (8, 24, 8, 128, 64, 336, 144), "sharp" (4, 12, 4, 80, 20, 37, 12) or
+        "net" (3.56, 10.7, 3.56, 71.2, 17.8, 32.7, 10.6).
 
     The result is computed even when (T2) fails, with ``conditions`` saying which
     condition fails; such a number is not a bound.
@@ -277,7 +281,8 @@ class CorollaryStepSizes:
     a0: 1/(24 max(1,τ) Q L), the step-size cap of (T2).
     a_star: √(Δ_F / (L Q T (Qγ² + σ²))) (``inf`` when Qγ² + σ² = 0).
     limited_by: "staleness_cap" if a0 < a_star else "horizon".
-    rate: the right-hand side of (T3), an upper bound on (T1) at these steps (D4 constants).
+    rate: the right-hand side of (T3), an upper bound on (T1) at these steps (for the constant
+        set ``constants``; D4 by default).
     """
 
     eta: float
@@ -289,12 +294,20 @@ class CorollaryStepSizes:
 
 
 def corollary_step_sizes(
-    T: int, L: float, sigma2: float, gamma2: float, delta_f: float, tau: int, Q: int
+    T: int, L: float, sigma2: float, gamma2: float, delta_f: float, tau: int, Q: int,
+    *, constants: str = "d4",
 ) -> CorollaryStepSizes:
     """The ∝ 1/√T step sizes of the corollary (T3) of theory/async_theorem.md.
 
+    rate = (c1 + max(c2, c3))√(LΔ_F(Qγ² + σ²)/(QT))
+           + (24 c1 max(1,τ) + max(c4, c5) + max(c6, c7) τ²) LΔ_F/T   (eq. (T3)),
+    which is 32√· + (192 max(1,τ) + 128 + 336τ²)LΔ_F/T for the D4 set and
+    16√· + (96 max(1,τ) + 80 + 37τ²)LΔ_F/T for the sharp set.
     ``delta_f`` must be finite and > 0: with Δ_F = 0 the optimal constant step is 0.
     """
+    if constants not in CONSTANT_SETS:
+        raise ValueError(f"constants must be one of {sorted(CONSTANT_SETS)}, got {constants!r}")
+    c1, c2, c3, c4, c5, c6, c7 = CONSTANT_SETS[constants]
     T = check_int(T, "T", 1)
     L = _pos_real(L, "L")
     sigma2 = _nonneg_real(sigma2, "sigma2", allow_inf=False)
@@ -306,8 +319,8 @@ def corollary_step_sizes(
     spread = Q * gamma2 + sigma2
     a_star = math.sqrt(delta_f / (L * Q * T * spread)) if spread > 0 else math.inf
     a = min(a0, a_star)
-    rate = 32.0 * math.sqrt(L * delta_f * spread / (Q * T)) + (
-        192.0 * max(1, tau) + 128.0 + 336.0 * tau**2
+    rate = (c1 + max(c2, c3)) * math.sqrt(L * delta_f * spread / (Q * T)) + (
+        24.0 * c1 * max(1, tau) + max(c4, c5) + max(c6, c7) * tau**2
     ) * L * delta_f / T
     return CorollaryStepSizes(
         eta=a,

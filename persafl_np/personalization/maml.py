@@ -93,16 +93,20 @@ class MAML:
 
     # -- validation that needs the model's L -------------------------------------------------
     def check_alpha(self, L: float, *, strict: bool = True) -> None:
-        """Check α ≤ 1/L (the range of Per-FedAvg's Lemma 4.2 and of eq. (MAML-9)).
+        """Check α ≤ 1/L (eq. (MAML-9)).
 
-        ``strict=True`` raises ``ValueError``; ``strict=False`` issues a ``UserWarning``.
+        (MAML-7) itself holds for every α ≥ 0 and the quadratic transfer γ_F ≤ γ up to α ≤ 2/L;
+        α < 1/L is what keeps I − α∇²f nonsingular for a nonconvex f (eigenvalues in [−L, L]),
+        which the bound without B needs (‖∇f(φ(w))‖ ≤ ‖∇F(w)‖/(1 − αL),
+        theory/maml_generalized_smooth.md (TC-2)). So 1/L is the range every MAML bound of this
+        package is proved on. ``strict=True`` raises ``ValueError``; ``strict=False`` warns.
         """
         L = float(L)
         if L > 0 and self.alpha * L > 1.0 + 1e-12:
             msg = (
                 f"alpha must lie in [0, 1/L] = [0, {1.0 / L:.6g}] for L = {L:.6g}, got "
-                f"{self.alpha!r}: beyond 1/L the adaptation step overshoots and the "
-                "gamma_F <= gamma transfer of theory/personalization.md fails"
+                f"{self.alpha!r}: beyond 1/L, I - alpha*H can be singular for a nonconvex f "
+                "and the MAML bounds (theory/maml_generalized_smooth.md (TC-2)) are not proved"
             )
             if strict:
                 raise ValueError(msg)
@@ -226,7 +230,9 @@ class MAML:
             if int(batch_size) < 1:
                 raise ValueError(f"batch_size must be >= 1 or None, got {batch_size!r}")
             if rho > 0.0:
-                bias = a * L * (1.0 + a * L) * sigma / math.sqrt(int(batch_size))
+                # (MAML-10) carries the factor ‖I − αH‖ ≤ 1 + αL; first order has none (MAML-11).
+                hfac = 1.0 if self.hessian == "first_order" else 1.0 + a * L
+                bias = a * L * hfac * sigma / math.sqrt(int(batch_size))
         if self.hessian == "first_order" and a > 0.0:
             # FO drops alpha*H*grad f(w'), whose norm is at most alpha*L*B (MAML-11).
             bias += a * L * B if L > 0.0 else 0.0

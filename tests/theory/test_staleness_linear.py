@@ -259,3 +259,55 @@ def test_delay_adaptive_with_client_dependent_staleness_reintroduces_the_bias():
     kept = 0.2 * (1 - 0.8**5) / (0.2 * (1 - 0.8**5) + 0.8 * (1 - 0.2**5))
     assert slow_share["reweighted+delay_adaptive"] == pytest.approx(kept, abs=0.02)
     assert tails["reweighted+delay_adaptive"] > 5 * tails["reweighted"]
+
+
+# ------------------------------------------------------------- constants against the proofs
+def test_martingale_constants_cover_the_proof_corner():
+    """(TB-1)'s constants ≥ the step-8′ coefficients at the corner x = 1/16, y = z = 1/24."""
+    from persafl_np.bounds.staleness_linear import MARTINGALE_CONSTANTS as C
+
+    x, y, z = 1 / 16, 1 / 24, 1 / 24
+    kappa = 1 / (1 - 6 * (1 + 16 * x * x) * z * z)
+    g = y + (1 + 2 * y) * kappa * (16 * x * x + 3 * (1 + 16 * x * x) * z * z)
+    net = 0.5 - g
+    assert net == pytest.approx(0.38380, abs=1e-5)
+    assert C["c1"] >= 1 / net and C["c2"] >= 1 / net and C["c3"] >= 1 / net
+    assert C["c4_per_rho"] >= 8 * (1 + 2 * y) * kappa / net
+    assert C["c5"] >= 4 * (1 + 2 * y) * kappa / net
+    assert C["cs_per_mu"] >= 3 * (1 + 2 * y) * (1 + 16 * x * x) * kappa / net
+    # every coefficient of ΣG increases in x, y, z: the corner is the worst case under (T2).
+    for dx, dy, dz in ((1e-3, 0, 0), (0, 1e-3, 0), (0, 0, 1e-3)):
+        k2 = 1 / (1 - 6 * (1 + 16 * (x - dx) ** 2) * (z - dz) ** 2)
+        g2 = (y - dy) + (1 + 2 * (y - dy)) * k2 * (
+            16 * (x - dx) ** 2 + 3 * (1 + 16 * (x - dx) ** 2) * (z - dz) ** 2)
+        assert g2 < g
+
+
+def test_net_constant_set_is_the_exact_net_division():
+    """The "net" set of (T1): the (P9) numerators divided by the exact net coefficient."""
+    from persafl_np.bounds.theorem import CONSTANT_SETS
+
+    x, y, z, rho = 1 / 16, 1 / 24, 1 / 24, 2
+    kappa = 1 / (1 - 12 * z * z * (1 + 16 * x * x))
+    g = 3 * y + 16 * (1 + 6 * y) * x * x + (1 + 6 * y) * (1 + 16 * x * x) * kappa * z * z * (
+        6 + 192 * x * x)
+    net = 0.5 - g
+    assert net == pytest.approx(0.28096, abs=1e-5)
+    num = (1, 3, 1, 8 * rho * (1 + 6 * y), 4 * (1 + 6 * y),
+           (1 + 6 * y) * (1 + 16 * x * x) * kappa * (6 + 96 * rho * x * x),
+           (1 + 6 * y) * (1 + 16 * x * x) * kappa * (2 + 48 * x * x))
+    for n_, c_net, c_sharp in zip(num, CONSTANT_SETS["net"], CONSTANT_SETS["sharp"], strict=True):
+        assert n_ / net <= c_net <= n_ / net * 1.01 and c_net < c_sharp
+
+
+def test_sharp_corollary_T3():
+    """(T3) with the sharp set: 16√· + (96 max(1,τ) + 80 + 37τ²)LΔ/T, and it bounds (T1)."""
+    T, L, s2, g2, dF, Q = 10**5, 2.0, 0.7, 0.3, 1.5, 4
+    for tau in (0, 3, 12):
+        c = corollary_step_sizes(T, L, s2, g2, dF, tau, Q, constants="sharp")
+        root = math.sqrt(L * dF * (Q * g2 + s2) / (Q * T))
+        assert c.rate == pytest.approx(16 * root + (96 * max(1, tau) + 80 + 37 * tau**2)
+                                       * L * dF / T, rel=1e-14)
+        b = stationarity_bound(L, s2, g2, dF, T, tau, Q, c.eta, c.beta, constants="sharp")
+        assert b.valid and b.total <= c.rate * (1 + 1e-12)
+        assert c.rate < corollary_step_sizes(T, L, s2, g2, dF, tau, Q).rate
