@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from persafl_np.backend import to_numpy
 from persafl_np.models.base import Model
-from persafl_np.personalization import MAML, AdditiveNoise, MoreauEnvelope, Oracle, Plain
+from persafl_np.personalization import Oracle
 
 __all__ = [
+    "BoundOracle",
     "Gamma2Probe",
     "ProblemConstants",
     "Sigma2Estimate",
@@ -72,27 +73,40 @@ class ProblemConstants:
     note: str
 
 
-def _unwrap(oracle: Oracle) -> Oracle:
-    return oracle.base if isinstance(oracle, AdditiveNoise) else oracle
+@runtime_checkable
+class BoundOracle(Protocol):
+    """What the bounds need from an oracle. Each oracle class answers for itself, so a new
+    oracle needs these methods and no edit here (``Plain``, ``MAML``, ``MoreauEnvelope``,
+    ``AdditiveNoise`` implement them)."""
+
+    def bound_variant(self) -> str:
+        """"AL" | "MAML" | "ME"; raises ``ValueError`` when the oracle is biased (no (C2))."""
+        ...
+
+    def personalized_hessian(self, A: Any) -> Any:
+        """H_F of eq. (AS-1) for f_i = ½(w − c_i)ᵀA(w − c_i)."""
+        ...
+
+    def gradient_bound_factor(self, L: float) -> float:
+        """‖∇F_i‖ ≤ factor·B_i, eq. (AS-4)."""
+        ...
+
+    def noise_sigma2(self) -> float:
+        """σ² the oracle adds on top of its full-batch gradient (0 if none)."""
+        ...
+
+
+def _bound_oracle(oracle: Oracle) -> BoundOracle:
+    if not isinstance(oracle, BoundOracle):
+        raise ValueError(
+            f"oracle {type(oracle).__name__} does not provide the bound constants "
+            "(bound_variant, personalized_hessian, gradient_bound_factor, noise_sigma2)"
+        )
+    return oracle
 
 
 def _variant(oracle: Oracle) -> str:
-    base = _unwrap(oracle)
-    if isinstance(base, Plain):
-        return "AL"
-    if isinstance(base, MAML):
-        if base.hessian != "exact":
-            raise ValueError(
-                f"oracle: MAML(hessian={base.hessian!r}) is biased; the bound needs an unbiased "
-                "oracle, use hessian='exact' (theory/async_theorem.md §2, (C2))"
-            )
-        return "MAML"
-    if isinstance(base, MoreauEnvelope):
-        return "ME"
-    raise ValueError(
-        f"oracle must be Plain, MAML, MoreauEnvelope or AdditiveNoise of one, "
-        f"got {type(oracle).__name__}"
-    )
+    return _bound_oracle(oracle).bound_variant()
 
 
 def oracle_noise_sigma2(oracle: Oracle, batch_size: int | None = None) -> float:
@@ -101,26 +115,22 @@ def oracle_noise_sigma2(oracle: Oracle, batch_size: int | None = None) -> float:
     Mini-batch oracles (``batch_size`` not None) return ``nan``: their variance depends on w
     (for least squares it grows like ‖w − c_i‖², theory/assumptions.md §2).
     """
-    if isinstance(oracle, AdditiveNoise):
-        return float(oracle.sigma) ** 2
+    added = _bound_oracle(oracle).noise_sigma2()
+    if added > 0:
+        return float(added)
     return 0.0 if batch_size is None else math.nan
 
 
 def personalized_hessian(A: Any, oracle: Oracle) -> np.ndarray:
-    """H_F of eq. (AS-1): A (AL), A(I − αA)² (MAML), λA(A + λI)⁻¹ (ME), symmetrized."""
+    """H_F of eq. (AS-1): A (AL), A(I − αA)² (MAML), λA(A + λI)⁻¹ (ME), symmetrized.
+
+    The formula comes from the oracle's own ``personalized_hessian``.
+    """
     A = np.asarray(to_numpy(A), dtype=np.float64)
     if A.ndim != 2 or A.shape[0] != A.shape[1] or not np.all(np.isfinite(A)):
         raise ValueError(f"A must be a finite square matrix, got shape {A.shape}")
-    variant = _variant(oracle)
-    base = _unwrap(oracle)
-    eye = np.eye(A.shape[0])
-    if variant == "AL":
-        H = A
-    elif variant == "MAML":
-        M = eye - base.alpha * A
-        H = A @ M @ M
-    else:
-        H = base.lam * np.linalg.solve(A + base.lam * eye, A)
+    _variant(oracle)
+    H = np.asarray(_bound_oracle(oracle).personalized_hessian(A), dtype=np.float64)
     return 0.5 * (H + H.T)
 
 
@@ -190,7 +200,7 @@ def robust_constants(
     Raises ``ValueError`` if some B_i is infinite (then no global γ² is known).
     """
     variant = _variant(oracle)
-    base = _unwrap(oracle)
+    bo = _bound_oracle(oracle)
     clients = dataset.clients
     Ls, rhos, Bs = [], [], []
     for c in clients:
@@ -203,11 +213,8 @@ def robust_constants(
             "for this model (use probe_gamma2 for a lower estimate)"
         )
     L_max, rho_max, B_max = max(Ls), max(rhos), max(Bs)
-    L_F = float(base.constants(L_max, rho_max, B_max).L_F)
-    if variant == "MAML":
-        BF = [(1.0 + base.alpha * Li) * Bi for Li, Bi in zip(Ls, Bs, strict=True)]
-    else:
-        BF = Bs
+    L_F = float(oracle.constants(L_max, rho_max, B_max).L_F)
+    BF = [bo.gradient_bound_factor(Li) * Bi for Li, Bi in zip(Ls, Bs, strict=True)]
     gamma2 = float(np.mean(np.square(BF)))
     w0n = np.asarray(to_numpy(w0), dtype=np.float64)
     F0 = float(np.mean([oracle.value(model, w0n, c.X_train, c.y_train) for c in clients]))

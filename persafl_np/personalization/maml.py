@@ -247,3 +247,37 @@ class MAML:
                 else "MAML: L_F = L(1+alpha L)^2 + alpha rho B <= 4L + alpha rho B (MAML-7)"
             ),
         )
+
+    # -- per-variant bound constants (bounds/constants.py asks the oracle, never its class) --
+    def bound_variant(self) -> str:
+        """"MAML"; raises ``ValueError`` for the biased first-order / Hessian-free modes."""
+        if self.hessian != "exact":
+            raise ValueError(
+                f"oracle: MAML(hessian={self.hessian!r}) is biased; the bound needs an unbiased "
+                "oracle, use hessian='exact' (theory/async_theorem.md §2, (C2))"
+            )
+        return "MAML"
+
+    def personalized_hessian(self, A: Any) -> np.ndarray:
+        """H_F of eq. (AS-1)/(MAML-8) for f = ½(w − c)ᵀA(w − c): A(I − αA)²."""
+        A = np.asarray(A, dtype=np.float64)
+        M = np.eye(A.shape[0]) - self.alpha * A
+        return A @ M @ M
+
+    def gradient_bound_factor(self, L: float) -> float:
+        """‖∇F_i‖ ≤ (1 + αL_i)B_i (eq. (AS-4))."""
+        return 1.0 + self.alpha * float(L)
+
+    def noise_sigma2(self) -> float:
+        """σ² added on top of the full-batch gradient: none."""
+        return 0.0
+
+    def smoothness_l0_l1(self, L: float, rho: float) -> tuple[float, float]:
+        """(L₀, L₁) = (L(1+αL)², αρ/(1 − αL)) of eq. (TC-1), theory/maml_generalized_smooth.md:
+        ‖∇F(w) − ∇F(u)‖ ≤ (L₀ + L₁‖∇F(u)‖)‖w − u‖ without any gradient bound B; α < 1/L."""
+        L, rho = float(L), float(rho)
+        if not (math.isfinite(L) and L > 0 and math.isfinite(rho) and rho >= 0):
+            raise ValueError(f"L must be finite > 0 and rho finite >= 0, got {L!r}, {rho!r}")
+        if self.alpha * L >= 1.0:
+            raise ValueError(f"alpha must lie in [0, 1/L) = [0, {1.0 / L:.6g}), got {self.alpha!r}")
+        return L * (1.0 + self.alpha * L) ** 2, self.alpha * rho / (1.0 - self.alpha * L)

@@ -379,3 +379,21 @@ class MoreauEnvelope:
         if self.inner_tol is not None:
             bias += lam / mu * self.inner_tol
         return PersonalizedConstants(L_F=L_F, bias=bias, note=note)
+
+    # -- per-variant bound constants (bounds/constants.py asks the oracle, never its class) --
+    def bound_variant(self) -> str:
+        """The variant label of the bounds ("ME")."""
+        return "ME"
+
+    def personalized_hessian(self, A: Any) -> np.ndarray:
+        """H_F of eq. (AS-1) for f = ½(w − c)ᵀA(w − c): λA(A + λI)⁻¹."""
+        A = np.asarray(A, dtype=np.float64)
+        return self.lam * np.linalg.solve(A + self.lam * np.eye(A.shape[0]), A)
+
+    def gradient_bound_factor(self, L: float) -> float:
+        """‖∇F_i(w)‖ = ‖∇f_i(θ̂)‖ ≤ B_i (eq. (AS-4)): factor 1."""
+        return 1.0
+
+    def noise_sigma2(self) -> float:
+        """σ² added on top of the full-batch gradient: none."""
+        return 0.0

@@ -95,3 +95,20 @@ class AdditiveNoise:
         return PersonalizedConstants(
             L_F=c.L_F, bias=c.bias, note=f"{c.note}; additive noise E||xi||^2 = {self.sigma:g}"
         )
+
+    # -- per-variant bound constants (bounds/constants.py asks the oracle, never its class) --
+    def bound_variant(self) -> str:
+        return self.base.bound_variant()
+
+    def personalized_hessian(self, A: Any) -> Any:
+        return self.base.personalized_hessian(A)
+
+    def gradient_bound_factor(self, L: float) -> float:
+        return self.base.gradient_bound_factor(L)
+
+    def noise_sigma2(self) -> float:
+        """σ² of (C2): E‖ξ‖² = σ² exactly (NOISE-1)."""
+        return float(self.sigma) ** 2
+
+    def smoothness_l0_l1(self, L: float, rho: float) -> tuple[float, float]:
+        return self.base.smoothness_l0_l1(L, rho)

@@ -74,3 +74,20 @@ class Plain:
                 L_F=float(np.max(np.abs(eigs))), bias=0.0, note="AL quadratic: L_F = max|a|"
             )
         return PersonalizedConstants(L_F=float(L), bias=0.0, note="AL: L_F = L")
+
+    # -- per-variant bound constants (bounds/constants.py asks the oracle, never its class) --
+    def bound_variant(self) -> str:
+        """The variant label of the bounds ("AL"); an unbiased oracle, so (C2) can hold."""
+        return "AL"
+
+    def personalized_hessian(self, A: Any) -> np.ndarray:
+        """H_F of eq. (AS-1) for f = ½(w − c)ᵀA(w − c): H_F = A."""
+        return np.asarray(A, dtype=np.float64)
+
+    def gradient_bound_factor(self, L: float) -> float:
+        """‖∇F_i‖ ≤ factor·B_i (eq. (AS-4)): 1 for AL."""
+        return 1.0
+
+    def noise_sigma2(self) -> float:
+        """σ² added on top of the full-batch gradient: none."""
+        return 0.0
