@@ -4,9 +4,12 @@ constants (L, σ², γ², F*, Δ_F) it needs, and checks of the bound against si
 ``theorem`` and ``constants`` never import the simulator; ``check`` and ``report`` do, lazily.
 """
 
+from persafl_np.bounds.applicable import BoundEntry, applicable_bounds
+from persafl_np.bounds.arrival import ArrivalBound, ReweightedBound, arrival_bound, reweighted_bound
 from persafl_np.bounds.assumptions import ArrivalAssumptions, arrival_assumptions
 from persafl_np.bounds.check import BoundCheck, average_stationarity, check_bound, problem_constants
 from persafl_np.bounds.constants import (
+    BoundOracle,
     Gamma2Probe,
     ProblemConstants,
     Sigma2Estimate,
@@ -16,7 +19,27 @@ from persafl_np.bounds.constants import (
     robust_constants,
     shifted_ls_constants,
 )
+from persafl_np.bounds.generalized_smooth import (
+    GDBound,
+    gradient_level_bound,
+    maml_l0_l1,
+    sync_gd_bound,
+)
 from persafl_np.bounds.report import BoundInstance, bound_report, instance_from_config
+from persafl_np.bounds.shares import (
+    WeightedConstants,
+    chi2_uniform,
+    shares_from_counts,
+    shares_from_rates,
+    weighted_ls_constants,
+)
+from persafl_np.bounds.staleness_linear import (
+    MARTINGALE_CONSTANTS,
+    MartingaleCorollary,
+    delay_adaptive_bound,
+    martingale_bound,
+    martingale_corollary,
+)
 from persafl_np.bounds.theorem import (
     CONSTANT_SETS,
     TERM_NAMES,
@@ -31,6 +54,27 @@ from persafl_np.bounds.theorem import (
 
 __all__ = [
     "CONSTANT_SETS",
+    "MARTINGALE_CONSTANTS",
+    "ArrivalBound",
+    "BoundEntry",
+    "BoundOracle",
+    "GDBound",
+    "MartingaleCorollary",
+    "ReweightedBound",
+    "WeightedConstants",
+    "applicable_bounds",
+    "arrival_bound",
+    "chi2_uniform",
+    "delay_adaptive_bound",
+    "gradient_level_bound",
+    "maml_l0_l1",
+    "martingale_bound",
+    "martingale_corollary",
+    "reweighted_bound",
+    "shares_from_counts",
+    "shares_from_rates",
+    "sync_gd_bound",
+    "weighted_ls_constants",
     "TERM_NAMES",
     "ArrivalAssumptions",
     "BoundCheck",

@@ -248,8 +248,14 @@ def _bound_figures(figures_dir: Path) -> list[Path]:
     mod_spec.loader.exec_module(mod)
     mod.OUT = figures_dir  # the script writes next to itself by default
     mod.main()
+    # Theory II figures ((TB) against tau, (TA) on event-driven runs): same loading rule.
+    spec2 = importlib.util.spec_from_file_location(
+        "_persafl_theory2_figures", script.with_name("make_theory2_figures.py"))
+    mod2 = importlib.util.module_from_spec(spec2)
+    spec2.loader.exec_module(mod2)
+    mod2.OUT = figures_dir
     return [figures_dir / f"{n}.png" for n in ("bound_vs_T", "bound_vs_tau",
-                                               "bound_ratio_vs_step")]
+                                               "bound_ratio_vs_step")] + mod2.main()
 
 
 def regenerate_figures(figures_dir: str | os.PathLike[str] = "figures", quick: bool = False,
