@@ -225,7 +225,10 @@ class AlgorithmConfig:
     K ≥ 1, eta_g > 0 (fedbuff); clients_per_round ≥ 1 (synchronous); weight ∈ constant,
     polynomial, hinge with weight_a > 0, weight_b ≥ 0, weight_normalize_at ≥ 0 (optional);
     prox ≥ 0 (fedasync only): ρ of the clients' proximal local objective f_i(y) + (ρ/2)‖y − u‖²
-    (theory/personalization.md eq. (LOC-PROX)); 0 = plain local steps."""
+    (theory/personalization.md eq. (LOC-PROX)); 0 = plain local steps.
+    reweight ∈ shares, online (optional): server step of client i × 1/(n p_i), p =
+    reweight_shares (n numbers > 0 summing to 1) or estimated online (theory/arrival_bias.md
+    (TA-5)); delay_adaptive = τ̄ ≥ 0 (optional): step 0 when τ > τ̄ (staleness_linear.md (TB-4))."""
 
     name: str = "persafl"
     Q: int = 1
@@ -241,6 +244,9 @@ class AlgorithmConfig:
     weight_b: float = 0.0
     weight_normalize_at: float | None = None
     prox: float = 0.0
+    reweight: str | None = None
+    reweight_shares: tuple[float, ...] | None = None
+    delay_adaptive: int | None = None
 
     def __post_init__(self) -> None:
         _choice(self.name, "algorithm.name", ALGORITHMS)
@@ -265,6 +271,24 @@ class AlgorithmConfig:
                 f"algorithm.prox applies to algorithm.name='fedasync' only (FedAsync's proximal "
                 f"local objective), got prox={self.prox!r} with name={self.name!r}"
             )
+        if self.reweight is not None:  # theory/arrival_bias.md (TA-5)
+            _choice(self.reweight, "algorithm.reweight", ("shares", "online"))
+            if (self.reweight == "shares") != (self.reweight_shares is not None):
+                raise ValueError("algorithm.reweight_shares must be given exactly when "
+                                 "algorithm.reweight = 'shares'")
+            self._reweight()  # validates the shares
+        if self.delay_adaptive is not None:
+            check_int(self.delay_adaptive, "algorithm.delay_adaptive", 0)
+
+    def _reweight(self) -> Any:
+        from persafl_np.algorithms import ClientReweight
+
+        if self.reweight is None:
+            return None
+        try:
+            return ClientReweight(self.reweight_shares)
+        except ValueError as exc:
+            raise ValueError(f"algorithm.{exc}") from None
 
     def build(self) -> Any:
         from persafl_np import algorithms as A
@@ -281,8 +305,10 @@ class AlgorithmConfig:
             rule = A.sync_average(self.beta, self.clients_per_round)
         else:
             rule = A.local_only()
+        da = None if self.delay_adaptive is None else A.DelayAdaptive(self.delay_adaptive)
         return A.Algorithm(rule, Q=self.Q, eta=self.eta, batch_size=self.batch_size,
-                           synchronous=sync, prox=self.prox)
+                           synchronous=sync, prox=self.prox, reweight=self._reweight(),
+                           delay_adaptive=da)
 
 
 @dataclass(frozen=True)

@@ -264,3 +264,40 @@ def test_reweight_validation():
         ClientReweight((0.5, 0.5)).factor(np.zeros(3), 0)
     with pytest.raises(ValueError, match="reweight must be"):
         Algorithm(persafl(1.0), reweight=(0.5, 0.5))
+
+
+def test_config_fields_for_the_options(tmp_path):
+    """algorithm.reweight / reweight_shares / delay_adaptive: built, resolved, validated."""
+    from persafl_np.config import AlgorithmConfig, load_config
+
+    a = AlgorithmConfig(reweight="shares", reweight_shares=(0.25, 0.75), delay_adaptive=3)
+    alg = a.build()
+    assert alg.reweight == ClientReweight((0.25, 0.75)) and alg.delay_adaptive.threshold == 3
+    assert AlgorithmConfig(reweight="online").build().reweight.online
+    plain = AlgorithmConfig().build()
+    assert plain.reweight is None and plain.delay_adaptive is None and plain.step_scale is None
+    with pytest.raises(ValueError, match="algorithm.reweight must be one of"):
+        AlgorithmConfig(reweight="fixed")
+    with pytest.raises(ValueError, match="algorithm.reweight_shares must be given"):
+        AlgorithmConfig(reweight="shares")
+    with pytest.raises(ValueError, match="algorithm.reweight shares must sum to 1"):
+        AlgorithmConfig(reweight="shares", reweight_shares=(0.5, 0.6))
+    with pytest.raises(ValueError, match="algorithm.delay_adaptive"):
+        AlgorithmConfig(delay_adaptive=-1)
+    path = tmp_path / "c.toml"
+    path.write_text('T = 5\n[algorithm]\nreweight = "shares"\nreweight_shares = [0.5, 0.5]\n'
+                    'delay_adaptive = 2\n')
+    cfg = load_config(path)
+    resolved = tmp_path / "resolved.toml"
+    resolved.write_text(cfg.to_toml())
+    assert load_config(resolved).algorithm == cfg.algorithm
+    assert "reweight" not in load_config_default(tmp_path)
+
+
+def load_config_default(tmp_path) -> str:
+    """The resolved TOML of a config without the options: no new keys (None is omitted)."""
+    from persafl_np.config import load_config
+
+    p = tmp_path / "plain.toml"
+    p.write_text("T = 5\n")
+    return load_config(p).to_toml()
