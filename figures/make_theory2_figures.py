@@ -7,9 +7,10 @@ runs it too). Writes
   equation; theory/staleness_linear.md §5): the measured stationary ‖∇F‖² against τ at the step
   cap a = η = 1/(24τL), with (T1) (D4, sharp) and (TB-1) (μ = 1 and μ = 9), and measured/bound;
 * ``arrival_bias_TA.{png,csv}`` — event-driven runs, i.i.d. exponential job times with rates
-  (1, 1, 2, 6), every client in flight, condition number 1, (theory/arrival_bias.md (TA-0): p = (0.1, 0.1, 0.2, 0.6)),
-  AL on shifted least squares, σ = 0, 3 seeds: (1/T)Σ‖∇F_p‖² and (1/T)Σ‖∇F‖² of the plain step
-  against (TA-1) and (TA-4), and (1/T)Σ‖∇F‖² of the 1/(n p_i)-reweighted step against (TA-5).
+  (1, 1, 2, 6), every client in flight (theory/arrival_bias.md (TA-0): p = (0.1, 0.1, 0.2, 0.6)),
+  AL on shifted least squares with condition number 1, σ = 0, 3 seeds: (1/T)Σ‖∇F_p‖² and
+  (1/T)Σ‖∇F‖² of the plain step against (TA-1) and (TA-4), and (1/T)Σ‖∇F‖² of the
+  1/(n p_i)-reweighted step against (TA-5).
   τ is the realised maximum staleness (C4 fails for exponential arrivals: these bounds are an
   empirical yardstick there, not proved; §5 of theory/arrival_bias.md).
 """
