@@ -10,7 +10,8 @@ each file atomically (temporary file in the same directory, then ``os.replace``)
 * ``history.csv``  — step, time, arrivals, grad_norm2, loss, weighted_grad_norm2, acc_global,
   acc_pers_mean, acc_pers_min (NaN where not applicable);
 * ``final.npz``    — params, shares, counts (``allow_pickle=False`` readable);
-* ``summary.json`` — status, message, counters.
+* ``summary.json`` — status, message, counters;
+* ``fingerprint.json`` — the run's fingerprint (:mod:`persafl_np.fingerprint`), written last.
 """
 
 from __future__ import annotations
@@ -109,6 +110,8 @@ class RunResult:
     status: ``"ok"``, ``"diverged"`` (NaN/Inf, run stopped, everything before kept) or
     ``"stalled"`` (the arrival source ran dry). counters: work and waste totals.
     config: the resolved :class:`~persafl_np.config.SimConfig` (None for engine-level runs).
+    fingerprint: the run's fingerprint (:mod:`persafl_np.fingerprint`), written to
+    ``fingerprint.json`` by :meth:`save`.
     """
 
     params: np.ndarray
@@ -122,6 +125,7 @@ class RunResult:
     counters: dict[str, float] = field(default_factory=dict)
     config: Any = None
     client_params: np.ndarray | None = None
+    fingerprint: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -165,6 +169,10 @@ class RunResult:
             {"status": self.status, "message": self.message, "counters": self.counters},
             indent=2, sort_keys=True,
         ))
+        if self.fingerprint is not None:
+            from persafl_np import fingerprint
+
+            fingerprint.write(d, self.fingerprint, self.config)
         return d
 
 
