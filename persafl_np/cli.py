@@ -101,14 +101,18 @@ class _StepBar:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from persafl_np.config import load_config, simulate
+    from persafl_np.run_folder import prepare_run_folder
 
     cfg = load_config(args.config)
     out = Path(args.out)
+    prepare_run_folder(out, cfg, force=args.force)
     kw = {}
     if args.checkpoint_every is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        if args.checkpoint_every < 1:
+            raise ValueError(f"--checkpoint-every must be an integer >= 1, got "
+                             f"{args.checkpoint_every}")
         ck = out / "checkpoint"
-        ck.mkdir(exist_ok=True)
+        ck.mkdir(parents=True, exist_ok=True)
         from persafl_np.atomic import atomic_write_text
 
         atomic_write_text(out / "config.toml", cfg.to_toml())
@@ -126,6 +130,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     from persafl_np.config import load_config, simulate
+    from persafl_np.run_folder import read_cli_json
+    from persafl_np.sim.checkpoint import has_checkpoint
 
     d = Path(args.dir)
     ck = d / "checkpoint"
@@ -133,13 +139,17 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         print(f"persafl resume: {d} has no checkpoint (run with --checkpoint-every N first)",
               file=sys.stderr)
         return 2
-    meta = json.loads((ck / "cli.json").read_text())
+    meta = read_cli_json(ck / "cli.json")
+    started = has_checkpoint(ck)
+    if not started:
+        print(f"persafl resume: {d} was stopped before its first checkpoint; starting it from "
+              "step 0", file=sys.stderr)
     t0 = time.perf_counter()
     bar = _StepBar(not args.quiet)
     try:
-        res = simulate(load_config(d / "config.toml"), arrivals=meta.get("replay"),
-                       checkpoint_dir=ck, checkpoint_every=int(meta["checkpoint_every"]),
-                       resume=True, **bar.kwargs())
+        res = simulate(load_config(d / "config.toml"), arrivals=meta["replay"],
+                       checkpoint_dir=ck, checkpoint_every=meta["checkpoint_every"],
+                       resume=started, **bar.kwargs())
     finally:
         bar.close()
     return _finish(res, str(d), time.perf_counter() - t0)
@@ -195,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--replay", default=None, metavar="TRACE.csv",
                    help="force the (client, pulled_version) schedule of a recorded trace.csv")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--force", action="store_true",
+                   help="clear the run files another configuration left in --out first")
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("resume", help="continue a checkpointed run in DIR")
     p.add_argument("dir")
