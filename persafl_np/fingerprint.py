@@ -80,8 +80,12 @@ def _sha(doc: Any) -> str:
 
 
 def config_digest(config: Any) -> str:
-    """SHA-256 of the package version and the resolved config (``None`` allowed)."""
-    cfg = None if config is None else _canon(config.to_dict())
+    """SHA-256 of the package version and the resolved config (a :class:`SimConfig`, a config
+    dict as a sweep holds it, or ``None``)."""
+    if config is None or isinstance(config, dict):
+        cfg = None if config is None else _canon(config)
+    else:
+        cfg = _canon(config.to_dict())
     return _sha({"package_version": _version(), "config": cfg})
 
 

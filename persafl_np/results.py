@@ -34,8 +34,14 @@ __all__ = [
     "History",
     "RunResult",
     "Trace",
+    "read_history_csv",
+    "read_summary_json",
     "read_trace_csv",
 ]
+
+#: Largest summary.json read into memory (its counters are a few dozen numbers).
+_MAX_SUMMARY_BYTES = 1 << 20
+RUN_STATUSES = ("ok", "diverged", "stalled")
 
 TRACE_FIELDS = ("time", "step", "client", "pulled_version", "staleness", "accepted", "update_norm")
 HISTORY_FIELDS = (
@@ -224,3 +230,70 @@ def read_trace_csv(path: str | Path, n_clients: int) -> Trace:
             last_t, last_s = t, s
             rows.append((t, s, c, pv, st, bool(acc), un))
     return Trace.from_rows(rows)
+
+
+def read_summary_json(path: str | Path) -> dict[str, Any]:
+    """Read and validate a run's ``summary.json``: status ∈ :data:`RUN_STATUSES`, message a
+    string, counters an object of numbers. ValueError naming the file and the field."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except OSError as exc:
+        raise ValueError(f"{p}: cannot read ({exc.strerror})") from None
+    if size > _MAX_SUMMARY_BYTES:
+        raise ValueError(f"{p}: {size} bytes, too large for a summary.json")
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(f"{p}: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{p}: must hold a JSON object")
+    if doc.get("status") not in RUN_STATUSES:
+        raise ValueError(f"{p}: field 'status' must be one of {RUN_STATUSES}, "
+                         f"got {doc.get('status')!r}")
+    if not isinstance(doc.get("message", ""), str):
+        raise ValueError(f"{p}: field 'message' must be a string")
+    counters = doc.get("counters", {})
+    if not isinstance(counters, dict):
+        raise ValueError(f"{p}: field 'counters' must be an object")
+    for k, v in counters.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"{p}: field 'counters.{k}' must be a number, got {v!r}")
+    return {"status": doc["status"], "message": doc.get("message", ""), "counters": counters}
+
+
+def read_history_csv(path: str | Path, as_text: bool = False) -> dict[str, Any]:
+    """Read and validate a ``history.csv``: a header of distinct non-empty column names, then
+    rows of as many values, each a float (``nan``/``inf`` allowed). Returns column → float64
+    array, or column → list of the cells' text when ``as_text`` (still validated).
+    ValueError naming the file, the row and the column."""
+    p = Path(path)
+    try:
+        fh = p.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"{p}: cannot read ({exc.strerror})") from None
+    with fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader, None)
+            if not header or any(not h for h in header) or len(set(header)) != len(header):
+                raise ValueError(f"{p}: the header must name distinct, non-empty columns, "
+                                 f"got {header!r}")
+            text: list[list[str]] = [[] for _ in header]
+            for k, row in enumerate(reader, start=1):
+                if len(row) != len(header):
+                    raise ValueError(f"{p}, row {k}: {len(row)} values, the header has "
+                                     f"{len(header)} columns")
+                for j, cell in enumerate(row):
+                    try:
+                        float(cell)
+                    except ValueError:
+                        raise ValueError(f"{p}, row {k}: column {header[j]!r} value {cell!r} "
+                                         "is not a number") from None
+                    text[j].append(cell)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise ValueError(f"{p}: not a readable CSV ({exc})") from None
+    if as_text:
+        return dict(zip(header, text, strict=True))
+    return {h: np.array([float(c) for c in col], dtype=np.float64)
+            for h, col in zip(header, text, strict=True)}
