@@ -36,6 +36,7 @@ from persafl_np.algorithms.algorithm import Algorithm
 from persafl_np.algorithms.rules import Contribution, ServerState
 from persafl_np.arguments import check_int
 from persafl_np.backend import array_namespace, to_device_like, to_numpy
+from persafl_np.data.federated import check_client_labels
 from persafl_np.fingerprint import run_fingerprint
 from persafl_np.personalization.local import _local_steps
 from persafl_np.results import HISTORY_FIELDS, History, RunResult, Trace
@@ -99,6 +100,7 @@ class Problem:
             raise ValueError(f"w0 must have shape ({p},), got {tuple(w0.shape)}")
         if n_classes is None and getattr(model, "is_classifier", False):
             n_classes = getattr(model, "n_classes", None)
+        check_client_labels(clients, n_classes)  # labels in 0..C-1 (issue 10 item 5)
         return cls(model, oracle, tuple(clients), w0, n_classes)
 
 
