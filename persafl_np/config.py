@@ -507,6 +507,9 @@ def simulate(
 
     if not isinstance(config, SimConfig):
         raise ValueError(f"config must be a SimConfig, got {type(config).__name__}")
+    from persafl_np.memory import check_fits
+
+    check_fits(config, data_built=dataset is not None)  # refuse before allocating (issue 10)
     data = dataset if dataset is not None else config.data.build(config.seed)
     n_classes = getattr(data, "n_classes", None)
     problem = Problem.build(config.model.build(n_classes), config.oracle.build(), data,
