@@ -117,8 +117,13 @@ def check_fits(config: Any, available: int | None = None, *, data_built: bool = 
         return
     parts = ", ".join(f"{k} {_fmt(v)}" for k, v in est.items()
                       if k != "total" and not (data_built and k == "data"))
+    dc = config.data
+    sizes = (f"data.n_clients={dc.n_clients}, data.n_samples={dc.n_samples}, "
+             f"data.n_features={dc.n_features}, data.n_classes={dc.n_classes}, "
+             f"model.n_hidden={config.model.n_hidden}, arrivals.tau={config.arrivals.tau}, "
+             f"arrivals.concurrency={config.arrivals.concurrency}, T={config.T}, "
+             f"max_arrivals={config.max_arrivals}")
     raise ValueError(
-        f"this run needs about {_fmt(total)} of memory ({parts}; data.n_clients="
-        f"{config.data.n_clients}, T={config.T}) but only {_fmt(avail)} is available: reduce "
-        "data.n_clients, data.n_samples, T or max_arrivals"
+        f"this run needs about {_fmt(total)} of memory ({parts}) but only {_fmt(avail)} is "
+        f"available; reduce the sizes ({sizes})"
     )

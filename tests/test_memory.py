@@ -33,13 +33,16 @@ def test_estimate_scales_and_small_runs_pass():
     check_fits(_cfg(n_clients=1000), available=10**8, data_built=True)
 
 
-def test_shared_design_counted_once_and_huge_T_does_not_overflow():
+def test_shared_design_counted_once_and_largest_T_does_not_overflow():
     sls = SimConfig.from_dict({"data": {"name": "shifted_least_squares", "n_clients": 10**5,
                                         "n_samples": 50, "n_features": 10}})
     e = estimate(sls)
     assert e["data"] < 10**5 * (50 * 8 + 2048)  # targets + objects, the design once
-    e = estimate(SimConfig.from_dict({"T": 10**400, "arrivals": {"mode": "event",
-                                                                 "dropout": 0.5}}))
-    assert e["trace"] > 10**400
-    with pytest.raises(ValueError, match="needs about"):
-        check_fits(SimConfig.from_dict({"T": 10**400}), available=10**12)
+    big = {"T": 2**63 - 1, "arrivals": {"mode": "event", "dropout": 0.5},
+           "algorithm": {"name": "fedbuff", "K": 2**62}}
+    e = estimate(SimConfig.from_dict(big))
+    assert e["trace"] > 2**125  # exact integers, no float overflow
+    with pytest.raises(ValueError, match=r"needs about ~10\^\d+ TB.*T=9223372036854775807"):
+        check_fits(SimConfig.from_dict(big), available=10**12)
+    with pytest.raises(ValueError, match=r"T must be an integer >= 1 \(and < 2\^63\)"):
+        SimConfig.from_dict({"T": 2**63})
