@@ -1,4 +1,5 @@
-"""Run fingerprints: which run produced a folder's files (theory/simulator.md §6, "Files").
+"""Run fingerprints: which run produced a folder's files (theory/simulator.md §7, "Fingerprints and
+run status").
 
 A run's *fingerprint* is the SHA-256 of
 

@@ -80,7 +80,7 @@ FIELDS: dict[str, tuple] = {
     "arrivals.job_time.minimum": (FLOAT, 0.0), "arrivals.upload.mean": (FLOAT, 0.0, None, True),
 }
 JUNK = st.one_of(st.text(max_size=5), st.lists(st.integers(), max_size=3),
-                 st.dictionaries(st.text(max_size=3), st.integers(), max_size=2), st.none())
+                 st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))  # None = omitted: valid
 HUGE = st.sampled_from([10**20, -(10**20), 10**400, -(10**400), 10**5000, 2**63, -(2**63) - 1])
 
 

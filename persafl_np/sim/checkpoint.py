@@ -1,4 +1,4 @@
-"""Crash-safe checkpoint storage (theory/simulator.md §7, "Checkpoint files").
+"""Crash-safe checkpoint storage (theory/simulator.md §7, "Checkpoint files", CK-ATOMIC).
 
 A checkpoint directory holds
 
