@@ -42,6 +42,7 @@ __all__ = [
 #: Largest summary.json read into memory (its counters are a few dozen numbers).
 _MAX_SUMMARY_BYTES = 1 << 20
 RUN_STATUSES = ("ok", "diverged", "stalled")
+_INT64_MAX = 2**63 - 1
 
 TRACE_FIELDS = ("time", "step", "client", "pulled_version", "staleness", "accepted", "update_norm")
 HISTORY_FIELDS = (
@@ -199,36 +200,54 @@ def read_trace_csv(path: str | Path, n_clients: int) -> Trace:
     time or step, pulled_version outside 0..step, staleness ≠ step − pulled_version.
     """
     p = Path(path)
+    if isinstance(n_clients, bool) or not isinstance(n_clients, (int, np.integer)) \
+            or n_clients < 1:
+        raise ValueError(f"trace {p}: n_clients must be an integer >= 1, got {n_clients!r}")
+    try:
+        fh = p.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"trace {p}: cannot read ({exc.strerror})") from None
+    try:
+        with fh:
+            return _read_trace_rows(p, csv.DictReader(fh), int(n_clients))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"trace {p}: not a readable CSV ({exc})") from None
+
+
+def _read_trace_rows(p: Path, reader: csv.DictReader, n_clients: int) -> Trace:
     rows: list[tuple] = []
-    with p.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = set(TRACE_FIELDS) - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f"trace {p}: missing column(s) {sorted(missing)}")
-        last_t, last_s = -math.inf, 0
-        for k, row in enumerate(reader, start=1):
-            try:
-                t, s = float(row["time"]), int(row["step"])
-                c, pv = int(row["client"]), int(row["pulled_version"])
-                st, acc = int(row["staleness"]), int(row["accepted"])
-                un = float(row["update_norm"])
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"trace {p}, row {k}: unparsable value ({exc})") from None
-            if not 0 <= c < n_clients:
-                raise ValueError(
-                    f"trace {p}, row {k}: unknown client id {c} (allowed 0..{n_clients - 1})"
-                )
-            if not math.isfinite(t) or t < last_t:
-                raise ValueError(f"trace {p}, row {k}: time {t} is not finite and non-decreasing")
-            if s < last_s:
-                raise ValueError(f"trace {p}, row {k}: step {s} decreases (previous {last_s})")
-            if not 0 <= pv <= s or st != s - pv or acc not in (0, 1):
-                raise ValueError(
-                    f"trace {p}, row {k}: need 0 <= pulled_version <= step, "
-                    f"staleness = step - pulled_version, accepted in {{0,1}}"
-                )
-            last_t, last_s = t, s
-            rows.append((t, s, c, pv, st, bool(acc), un))
+    missing = set(TRACE_FIELDS) - set(reader.fieldnames or ())
+    if missing:
+        raise ValueError(f"trace {p}: missing column(s) {sorted(missing)}")
+    last_t, last_s = -math.inf, 0
+    for k, row in enumerate(reader, start=1):
+        try:
+            t, s = float(row["time"]), int(row["step"])
+            c, pv = int(row["client"]), int(row["pulled_version"])
+            st, acc = int(row["staleness"]), int(row["accepted"])
+            un = float(row["update_norm"])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"trace {p}, row {k}: unparsable value ({str(exc)[:80]})"
+                             ) from None
+        if None in row:
+            raise ValueError(f"trace {p}, row {k}: more values than columns")
+        if not 0 <= c < n_clients:
+            raise ValueError(
+                f"trace {p}, row {k}: unknown client id {c} (allowed 0..{n_clients - 1})"
+            )
+        if not math.isfinite(t) or t < last_t:
+            raise ValueError(f"trace {p}, row {k}: time {t} is not finite and non-decreasing")
+        if s > _INT64_MAX or c > _INT64_MAX:
+            raise ValueError(f"trace {p}, row {k}: step/client beyond int64")
+        if s < last_s:
+            raise ValueError(f"trace {p}, row {k}: step {s} decreases (previous {last_s})")
+        if not 0 <= pv <= s or st != s - pv or acc not in (0, 1):
+            raise ValueError(
+                f"trace {p}, row {k}: need 0 <= pulled_version <= step, "
+                f"staleness = step - pulled_version, accepted in {{0,1}}"
+            )
+        last_t, last_s = t, s
+        rows.append((t, s, c, pv, st, bool(acc), un))
     return Trace.from_rows(rows)
 
 

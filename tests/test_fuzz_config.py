@@ -9,7 +9,8 @@ dotted path or its last component); an edge-case value is accepted (and round-tr
 TOML) or rejected the same way; nothing raises OverflowError/MemoryError/TypeError/KeyError.
 
 Example counts (CI profile: derandomized, bounded): 700 single/multi bad mutations + 250 edge
-cases + 32 combinations + 60 crafted dataset files + 60 crafted checkpoints.
+cases + 32 combinations + 60 crafted dataset files + 60 crafted checkpoints + 60 crafted
+trace.csv files = 1,162 examples.
 """
 
 from __future__ import annotations
@@ -355,3 +356,32 @@ def test_crafted_checkpoints_are_refused_or_resume_exactly(checkpoint_case, tmp_
         assert str(d) in str(exc)
         return
     assert res.digest() == digest  # an accepted change was a no-op (e.g. JSON whitespace)
+
+
+@pytest.fixture(scope="module")
+def trace_text(tmp_path_factory):
+    from persafl_np.algorithms import Algorithm, persafl
+    from persafl_np.models import LeastSquares
+    from persafl_np.personalization import Plain
+    from persafl_np.sim import EventDriven, Problem, run
+
+    rng = np.random.default_rng(0)
+    prob = Problem.build(LeastSquares(), Plain(),
+                         [(rng.normal(size=(4, 2)), rng.normal(size=4)) for _ in range(3)])
+    res = run(prob, Algorithm(persafl(0.5), Q=1, eta=0.05), EventDriven(dropout=0.1), T=15)
+    d = tmp_path_factory.mktemp("tr")
+    res.save(d)
+    return (d / "trace.csv").read_bytes()
+
+
+@settings(max_examples=60)
+@given(st.data())
+def test_crafted_trace_csv_raises_only_valueerror(trace_text, tmp_path_factory, data):
+    from persafl_np.results import read_trace_csv
+
+    p = tmp_path_factory.mktemp("trbad") / "trace.csv"
+    p.write_bytes(data.draw(damaged(trace_text)))
+    try:
+        read_trace_csv(p, 3)
+    except ValueError as exc:
+        assert "trace.csv" in str(exc)
