@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from persafl_np import fingerprint
-from persafl_np.atomic import TMP_SUFFIX
+from persafl_np.atomic import TMP_SUFFIX, remove_stale_tmp
 
 __all__ = ["RUN_FILES", "folder_identity", "prepare_run_folder", "read_cli_json"]
 
@@ -62,6 +62,7 @@ def prepare_run_folder(out: str | Path, config: Any, *, force: bool = False) -> 
     if not present:
         return d
     if not force and folder_identity(d) == fingerprint.config_digest(config):
+        remove_stale_tmp(d)  # temporary files of a killed write of this same run
         return d
     if not force:
         raise ValueError(

@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from persafl_np import fingerprint
-from persafl_np.atomic import atomic_write_text
+from persafl_np.atomic import atomic_write_text, remove_stale_tmp
 
 __all__ = [
     "RunSpec",
@@ -338,6 +338,7 @@ def run_status(run_dir: str | os.PathLike[str],
 def _clear_run_dir(run_dir: Path) -> None:
     from persafl_np.run_folder import RUN_FILES
 
+    remove_stale_tmp(run_dir)
     for name in (DONE, ERROR, STATUS, *RUN_FILES):
         q = run_dir / name
         if q.is_dir() and not q.is_symlink():

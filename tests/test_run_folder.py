@@ -40,7 +40,10 @@ def test_run_refuses_a_folder_of_another_config_unless_force(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["run", str(a), "--out", str(out), "--quiet"]) == 0
     fa = fingerprint.read(out / fingerprint.FILE)
+    stray = out / ".trace.csv.k1ll3d.tmp"  # a write killed before its rename
+    stray.write_text("torn")
     assert main(["run", str(a), "--out", str(out), "--quiet"]) == 0  # same config: allowed
+    assert not stray.exists()
     assert main(["run", str(b), "--out", str(out), "--quiet"]) == 2
     assert "holds another run's files" in capsys.readouterr().err
     assert fingerprint.read(out / fingerprint.FILE) == fa  # untouched
