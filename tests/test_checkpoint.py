@@ -125,6 +125,10 @@ def test_result_carries_the_fingerprint_and_saves_it(make_problem, tmp_path):
     b = run(prob, ALG, SPEC, T=10, seed=7)
     c = run(prob, ALG, SPEC, T=11, seed=7)
     assert a.fingerprint == b.fingerprint != c.fingerprint
+    other_beta = Algorithm(persafl(0.6), Q=2, eta=0.05, batch_size=4)
+    assert run(prob, other_beta, SPEC, T=10, seed=7).fingerprint != a.fingerprint
+    other_data = make_problem(n=5, seed=9)
+    assert run(other_data, ALG, SPEC, T=10, seed=7).fingerprint != a.fingerprint
     a.save(tmp_path)
     assert fingerprint.read(tmp_path / fingerprint.FILE)["fingerprint"] == a.fingerprint
     np.testing.assert_array_equal(a.params, b.params)
