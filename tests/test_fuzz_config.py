@@ -80,8 +80,9 @@ FIELDS: dict[str, tuple] = {
     "arrivals.job_time.sigma": (FLOAT, 0.0, None, True),
     "arrivals.job_time.minimum": (FLOAT, 0.0), "arrivals.upload.mean": (FLOAT, 0.0, None, True),
 }
+# (no None: for optional fields None means "omitted", which is valid)
 JUNK = st.one_of(st.text(max_size=5), st.lists(st.integers(), max_size=3),
-                 st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))  # None = omitted: valid
+                 st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
 HUGE = st.sampled_from([10**20, -(10**20), 10**400, -(10**400), 10**5000, 2**63, -(2**63) - 1])
 
 
