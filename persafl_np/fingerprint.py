@@ -90,22 +90,25 @@ def config_digest(config: Any) -> str:
     return _sha({"package_version": _version(), "config": cfg})
 
 
-def _update_array(h: Any, a: Any) -> None:
+def data_digest(problem: Any) -> str:
+    """SHA-256 of every client's (X_train, y_train, X_test, y_test) and w⁰ (the data identity):
+    the bytes of each array in order, then every (dtype, shape). ~1 µs per array + the bytes."""
     from persafl_np.backend import to_numpy
 
-    arr = np.ascontiguousarray(to_numpy(a))
-    h.update(f"{arr.dtype.str}{arr.shape}".encode())
-    h.update(arr.tobytes())
-
-
-def data_digest(problem: Any) -> str:
-    """SHA-256 of every client's (X_train, y_train, X_test, y_test) and w⁰ (the data identity)."""
     h = hashlib.sha256()
     h.update(f"n_clients={problem.n_clients};n_classes={problem.n_classes}".encode())
-    for client in problem.clients:
-        for a in client:
-            _update_array(h, a)
-    _update_array(h, problem.w0)
+    update, ndarray = h.update, np.ndarray
+    dtypes, shapes = [], []
+    arrays = [a for client in problem.clients for a in client]
+    arrays.append(problem.w0)
+    for a in arrays:
+        if type(a) is not ndarray or not a.flags.c_contiguous:
+            a = np.ascontiguousarray(to_numpy(a))
+        dtypes.append(a.dtype)  # dtype.str costs ~3 µs: named once per distinct dtype below
+        shapes.append(a.shape)
+        update(a)  # the buffer itself, no copy
+    names = {dt: dt.str for dt in set(dtypes)}
+    update(repr([(names[dt], sh) for dt, sh in zip(dtypes, shapes, strict=True)]).encode())
     return h.hexdigest()
 
 
