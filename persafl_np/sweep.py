@@ -435,16 +435,31 @@ def run_sweep(
     )
 
 
+def _parent_gone(parent: int, direct: bool) -> bool:
+    if direct:  # forked by the sweep: re-parented once it dies
+        return os.getppid() != parent
+    try:  # started by a fork server (Python >= 3.14 default): ask about the sweep's pid
+        os.kill(parent, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    try:  # killed but not yet reaped by its own parent: a zombie
+        stat = Path(f"/proc/{parent}/stat").read_text()
+        return stat[stat.rindex(")") + 2] in "ZX"
+    except (OSError, ValueError, IndexError):
+        return False
+
+
 def _watch_parent(parent: int) -> None:
     """Pool-worker initializer: exit as soon as the sweep process (``parent``) is gone."""
-    def watch() -> None:
-        while True:
-            if os.getppid() != parent:  # re-parented: the sweep died
-                os._exit(1)
-            time.sleep(WATCHDOG_SECONDS)
+    direct = os.getppid() == parent
 
-    if os.getppid() != parent:
+    def watch() -> None:
+        while not _parent_gone(parent, direct):
+            time.sleep(WATCHDOG_SECONDS)
         os._exit(1)
+
     threading.Thread(target=watch, name="persafl-sweep-watchdog", daemon=True).start()
 
 
