@@ -3,14 +3,17 @@
 * ``persafl demo [--seed S] [--out DIR]`` — the built-in main job (:mod:`persafl_np.demo`): an
   asynchronous PersA-FL run with MAML clients, its timeline figure, and the (T1) bound against
   measured stationarity (bound_vs_T.png); finishes in seconds.
-* ``persafl run CONFIG.toml --out DIR [--checkpoint-every N] [--replay TRACE.csv]``
+* ``persafl run CONFIG.toml --out DIR [--checkpoint-every N] [--replay TRACE.csv] [--force]`` —
+  refuses a DIR holding another configuration's run files unless ``--force`` (deletes them).
 * ``persafl resume DIR`` — continue a run started with ``--checkpoint-every``; the result is
   bit-identical to an uninterrupted run.
 * ``persafl bound CONFIG.toml [--run] [--seeds N]`` — constants, step-size conditions (T2) and the
   terms of the stationarity bound (T1) of theory/async_theorem.md; with ``--run`` the measured
   (1/T)Σ‖∇F(w^t)‖² next to the bound and their ratio.
-* ``persafl sweep SWEEP.toml --out DIR [--workers N] [--dask local|tcp://host:port] [--quiet]`` —
-  a grid of runs (resumable: finished runs are skipped on rerun).
+* ``persafl sweep SWEEP.toml --out DIR [--workers N] [--dask local|tcp://host:port] [--quiet]
+  [--strict]`` — a grid of runs (resumable: finished runs of the same configuration are skipped
+  on rerun); prints the runs per status (ok/diverged/stalled/failed); ``--strict`` exits 1
+  unless every run is ok.
 * ``persafl summarize DIR`` — one tidy CSV of every finished run's history, and mean ± std over
   seeds.
 * ``persafl figures [--quick] [--dir figures]`` — regenerate every committed figure (PNG + the CSV
@@ -101,14 +104,18 @@ class _StepBar:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from persafl_np.config import load_config, simulate
+    from persafl_np.run_folder import prepare_run_folder
 
     cfg = load_config(args.config)
     out = Path(args.out)
+    prepare_run_folder(out, cfg, force=args.force)
     kw = {}
     if args.checkpoint_every is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        if args.checkpoint_every < 1:
+            raise ValueError(f"--checkpoint-every must be an integer >= 1, got "
+                             f"{args.checkpoint_every}")
         ck = out / "checkpoint"
-        ck.mkdir(exist_ok=True)
+        ck.mkdir(parents=True, exist_ok=True)
         from persafl_np.atomic import atomic_write_text
 
         atomic_write_text(out / "config.toml", cfg.to_toml())
@@ -126,6 +133,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     from persafl_np.config import load_config, simulate
+    from persafl_np.run_folder import read_cli_json
+    from persafl_np.sim.checkpoint import has_checkpoint
 
     d = Path(args.dir)
     ck = d / "checkpoint"
@@ -133,13 +142,17 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         print(f"persafl resume: {d} has no checkpoint (run with --checkpoint-every N first)",
               file=sys.stderr)
         return 2
-    meta = json.loads((ck / "cli.json").read_text())
+    meta = read_cli_json(ck / "cli.json")
+    started = has_checkpoint(ck)
+    if not started:
+        print(f"persafl resume: {d} was stopped before its first checkpoint; starting it from "
+              "step 0", file=sys.stderr)
     t0 = time.perf_counter()
     bar = _StepBar(not args.quiet)
     try:
-        res = simulate(load_config(d / "config.toml"), arrivals=meta.get("replay"),
-                       checkpoint_dir=ck, checkpoint_every=int(meta["checkpoint_every"]),
-                       resume=True, **bar.kwargs())
+        res = simulate(load_config(d / "config.toml"), arrivals=meta["replay"],
+                       checkpoint_dir=ck, checkpoint_every=meta["checkpoint_every"],
+                       resume=started, **bar.kwargs())
     finally:
         bar.close()
     return _finish(res, str(d), time.perf_counter() - t0)
@@ -153,17 +166,29 @@ def _cmd_bound(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from persafl_np.sweep import expand, load_sweep, run_sweep
+    from persafl_np.sweep import STATUSES, expand, load_sweep, run_sweep
 
-    runs = expand(load_sweep(args.sweep))  # every config validated before any run starts
+    spec = load_sweep(args.sweep)
+    runs = expand(spec)  # every config validated before any run starts
     if not args.quiet:
         print(f"persafl sweep: {len(runs)} runs -> {args.out}")
-    rep = run_sweep(runs, args.out, workers=args.workers, dask=args.dask, progress=not args.quiet)
+    rep = run_sweep(runs, args.out, workers=args.workers, dask=args.dask, progress=not args.quiet,
+                    diverge_factor=spec.diverge_factor)
+    counts = rep.counts()
     print(f"sweep: {rep.total} runs, {rep.skipped} already finished, {rep.completed} completed, "
-          f"{len(rep.failed)} failed")
+          f"{len(rep.failed)} failed" + (f"; {rep.stale} finished under another configuration "
+                                         "were rerun" if rep.stale else ""))
+    print("status: " + ", ".join(f"{k} {counts[k]}" for k in STATUSES))
     for name, err in rep.failed.items():
         print(f"  FAILED {name}: {err} (traceback in {Path(args.out) / name / 'ERROR.txt'})")
-    return 0 if rep.success else 1
+    if not rep.success:
+        return 1
+    if args.strict and not rep.all_ok:
+        bad = [f"{n} ({s})" for n, s in sorted(rep.statuses.items()) if s != "ok"]
+        print(f"--strict: {len(bad)} run(s) not ok: " + ", ".join(bad[:10])
+              + (" ..." if len(bad) > 10 else ""), file=sys.stderr)
+        return 1
+    return 0
 
 
 def _cmd_summarize(args: argparse.Namespace) -> int:
@@ -195,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--replay", default=None, metavar="TRACE.csv",
                    help="force the (client, pulled_version) schedule of a recorded trace.csv")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--force", action="store_true",
+                   help="clear the run files another configuration left in --out first")
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("resume", help="continue a checkpointed run in DIR")
     p.add_argument("dir")
@@ -212,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dask", default=None, metavar="local|tcp://host:port",
                    help="run on a dask.distributed LocalCluster or an existing scheduler")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when any run is not ok (diverged, stalled or failed)")
     p.set_defaults(func=_cmd_sweep)
     p = sub.add_parser("summarize", help="tidy CSV of a sweep directory, mean ± std over seeds")
     p.add_argument("dir")

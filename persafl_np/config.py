@@ -40,7 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from persafl_np.arguments import check_int
+import numpy as np
+
+from persafl_np.arguments import check_int, shown
 from persafl_np.sim.timing import JobTime
 
 __all__ = [
@@ -63,19 +65,23 @@ ALGORITHMS = ("persafl", "fedasync", "fedbuff", "fedavg", "perfedavg", "pfedme",
 
 def _float(v: Any, name: str, lo: float | None = None, strict: bool = False,
            hi: float | None = None) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise ValueError(f"{name} must be a finite number, got {v!r}")
+    try:  # an int beyond float range overflows: not a finite number either
+        ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+    except OverflowError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be a finite number, got {shown(v)}")
     x = float(v)
     if lo is not None and (x <= lo if strict else x < lo):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} {lo}, got {v!r}")
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {lo}, got {shown(v)}")
     if hi is not None and x > hi:
-        raise ValueError(f"{name} must be <= {hi}, got {v!r}")
+        raise ValueError(f"{name} must be <= {hi}, got {shown(v)}")
     return x
 
 
 def _choice(v: Any, name: str, allowed: tuple[str, ...]) -> str:
-    if v not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {v!r}")
+    if not isinstance(v, str) or v not in allowed:  # unhashable values: not a name either
+        raise ValueError(f"{name} must be one of {allowed}, got {shown(v)}")
     return v
 
 
@@ -376,6 +382,13 @@ class ArrivalsConfig:
         if self.speeds is not None and len(self.speeds) != n_clients:
             raise ValueError(f"arrivals.speeds must have n_clients={n_clients} entries, "
                              f"got {len(self.speeds)}")
+        C = n_clients if self.concurrency is None else min(self.concurrency, n_clients)
+        if self.staleness == "block" and C > self.tau_max + 1:  # fuzz-found: say it by name
+            raise ValueError(
+                f"arrivals.staleness='block' needs arrivals.concurrency <= arrivals.tau_max + 1 "
+                f"(here concurrency={C} with {n_clients} clients, tau_max={self.tau_max}): "
+                "C jobs pulled at version 0 need C versions <= tau_max"
+            )
         return EventDriven(
             job_time=self.job_trace if self.job_trace is not None else self.job_time,
             speeds=self.speeds, download=self.download, upload=self.upload,
@@ -415,12 +428,27 @@ class SimConfig:
                 f"algorithm.name={self.algorithm.name!r} needs oracle.name={need!r} "
                 f"(got {self.oracle.name!r}); use fedavg for plain clients"
             )
+        self._check_arrivals_fit()
         if self.algorithm.name in ("fedavg", "perfedavg", "pfedme") and \
                 self.algorithm.clients_per_round > self.data.n_clients:
             raise ValueError(
                 f"algorithm.clients_per_round must be <= data.n_clients={self.data.n_clients}, "
                 f"got {self.algorithm.clients_per_round}"
             )
+
+    def _check_arrivals_fit(self) -> None:
+        """Combinations the engine would refuse only after building the data (fuzz-found)."""
+        arr, sync = self.arrivals, self.algorithm.name in ("fedavg", "perfedavg", "pfedme")
+        if arr.mode != "event":
+            return
+        if sync and arr.staleness != "none":
+            raise ValueError(f"arrivals.staleness={arr.staleness!r} (staleness control) applies "
+                             f"to asynchronous algorithms only, not algorithm.name="
+                             f"{self.algorithm.name!r}")
+        if sync and arr.availability_period is not None:
+            raise ValueError("arrivals.availability_period (availability windows) applies to "
+                             f"asynchronous algorithms only, not algorithm.name="
+                             f"{self.algorithm.name!r}")
 
     # -- dict / TOML
     @classmethod
@@ -477,6 +505,8 @@ def _to_dict(obj: Any) -> dict:
 
 
 def _fmt(v: Any) -> str:
+    if isinstance(v, np.integer):  # check_int accepts NumPy integers
+        v = int(v)
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
@@ -533,6 +563,9 @@ def simulate(
 
     if not isinstance(config, SimConfig):
         raise ValueError(f"config must be a SimConfig, got {type(config).__name__}")
+    from persafl_np.memory import check_fits
+
+    check_fits(config, data_built=dataset is not None)  # refuse before allocating (issue 10)
     data = dataset if dataset is not None else config.data.build(config.seed)
     n_classes = getattr(data, "n_classes", None)
     problem = Problem.build(config.model.build(n_classes), config.oracle.build(), data,

@@ -10,7 +10,8 @@ each file atomically (temporary file in the same directory, then ``os.replace``)
 * ``history.csv``  — step, time, arrivals, grad_norm2, loss, weighted_grad_norm2, acc_global,
   acc_pers_mean, acc_pers_min (NaN where not applicable);
 * ``final.npz``    — params, shares, counts (``allow_pickle=False`` readable);
-* ``summary.json`` — status, message, counters.
+* ``summary.json`` — status, message, counters;
+* ``fingerprint.json`` — the run's fingerprint (:mod:`persafl_np.fingerprint`), written last.
 """
 
 from __future__ import annotations
@@ -33,8 +34,15 @@ __all__ = [
     "History",
     "RunResult",
     "Trace",
+    "read_history_csv",
+    "read_summary_json",
     "read_trace_csv",
 ]
+
+#: Largest summary.json read into memory (its counters are a few dozen numbers).
+_MAX_SUMMARY_BYTES = 1 << 20
+RUN_STATUSES = ("ok", "diverged", "stalled")
+_INT64_MAX = 2**63 - 1
 
 TRACE_FIELDS = ("time", "step", "client", "pulled_version", "staleness", "accepted", "update_norm")
 HISTORY_FIELDS = (
@@ -109,6 +117,8 @@ class RunResult:
     status: ``"ok"``, ``"diverged"`` (NaN/Inf, run stopped, everything before kept) or
     ``"stalled"`` (the arrival source ran dry). counters: work and waste totals.
     config: the resolved :class:`~persafl_np.config.SimConfig` (None for engine-level runs).
+    fingerprint: the run's fingerprint (:mod:`persafl_np.fingerprint`), written to
+    ``fingerprint.json`` by :meth:`save`.
     """
 
     params: np.ndarray
@@ -122,6 +132,7 @@ class RunResult:
     counters: dict[str, float] = field(default_factory=dict)
     config: Any = None
     client_params: np.ndarray | None = None
+    fingerprint: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -165,6 +176,10 @@ class RunResult:
             {"status": self.status, "message": self.message, "counters": self.counters},
             indent=2, sort_keys=True,
         ))
+        if self.fingerprint is not None:
+            from persafl_np import fingerprint
+
+            fingerprint.write(d, self.fingerprint, self.config)
         return d
 
 
@@ -185,34 +200,119 @@ def read_trace_csv(path: str | Path, n_clients: int) -> Trace:
     time or step, pulled_version outside 0..step, staleness ≠ step − pulled_version.
     """
     p = Path(path)
+    if isinstance(n_clients, bool) or not isinstance(n_clients, (int, np.integer)) \
+            or n_clients < 1:
+        raise ValueError(f"trace {p}: n_clients must be an integer >= 1, got {n_clients!r}")
+    try:
+        fh = p.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"trace {p}: cannot read ({exc.strerror})") from None
+    try:
+        with fh:
+            return _read_trace_rows(p, csv.DictReader(fh), int(n_clients))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"trace {p}: not a readable CSV ({exc})") from None
+
+
+def _read_trace_rows(p: Path, reader: csv.DictReader, n_clients: int) -> Trace:
     rows: list[tuple] = []
-    with p.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = set(TRACE_FIELDS) - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f"trace {p}: missing column(s) {sorted(missing)}")
-        last_t, last_s = -math.inf, 0
-        for k, row in enumerate(reader, start=1):
-            try:
-                t, s = float(row["time"]), int(row["step"])
-                c, pv = int(row["client"]), int(row["pulled_version"])
-                st, acc = int(row["staleness"]), int(row["accepted"])
-                un = float(row["update_norm"])
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"trace {p}, row {k}: unparsable value ({exc})") from None
-            if not 0 <= c < n_clients:
-                raise ValueError(
-                    f"trace {p}, row {k}: unknown client id {c} (allowed 0..{n_clients - 1})"
-                )
-            if not math.isfinite(t) or t < last_t:
-                raise ValueError(f"trace {p}, row {k}: time {t} is not finite and non-decreasing")
-            if s < last_s:
-                raise ValueError(f"trace {p}, row {k}: step {s} decreases (previous {last_s})")
-            if not 0 <= pv <= s or st != s - pv or acc not in (0, 1):
-                raise ValueError(
-                    f"trace {p}, row {k}: need 0 <= pulled_version <= step, "
-                    f"staleness = step - pulled_version, accepted in {{0,1}}"
-                )
-            last_t, last_s = t, s
-            rows.append((t, s, c, pv, st, bool(acc), un))
+    missing = set(TRACE_FIELDS) - set(reader.fieldnames or ())
+    if missing:
+        raise ValueError(f"trace {p}: missing column(s) {sorted(missing)}")
+    last_t, last_s = -math.inf, 0
+    for k, row in enumerate(reader, start=1):
+        try:
+            t, s = float(row["time"]), int(row["step"])
+            c, pv = int(row["client"]), int(row["pulled_version"])
+            st, acc = int(row["staleness"]), int(row["accepted"])
+            un = float(row["update_norm"])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"trace {p}, row {k}: unparsable value ({str(exc)[:80]})"
+                             ) from None
+        if None in row:
+            raise ValueError(f"trace {p}, row {k}: more values than columns")
+        if not 0 <= c < n_clients:
+            raise ValueError(
+                f"trace {p}, row {k}: unknown client id {c} (allowed 0..{n_clients - 1})"
+            )
+        if not math.isfinite(t) or t < last_t:
+            raise ValueError(f"trace {p}, row {k}: time {t} is not finite and non-decreasing")
+        if s > _INT64_MAX or c > _INT64_MAX:
+            raise ValueError(f"trace {p}, row {k}: step/client beyond int64")
+        if s < last_s:
+            raise ValueError(f"trace {p}, row {k}: step {s} decreases (previous {last_s})")
+        if not 0 <= pv <= s or st != s - pv or acc not in (0, 1):
+            raise ValueError(
+                f"trace {p}, row {k}: need 0 <= pulled_version <= step, "
+                f"staleness = step - pulled_version, accepted in {{0,1}}"
+            )
+        last_t, last_s = t, s
+        rows.append((t, s, c, pv, st, bool(acc), un))
     return Trace.from_rows(rows)
+
+
+def read_summary_json(path: str | Path) -> dict[str, Any]:
+    """Read and validate a run's ``summary.json``: status ∈ :data:`RUN_STATUSES`, message a
+    string, counters an object of numbers. ValueError naming the file and the field."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except OSError as exc:
+        raise ValueError(f"{p}: cannot read ({exc.strerror})") from None
+    if size > _MAX_SUMMARY_BYTES:
+        raise ValueError(f"{p}: {size} bytes, too large for a summary.json")
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(f"{p}: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{p}: must hold a JSON object")
+    if doc.get("status") not in RUN_STATUSES:
+        raise ValueError(f"{p}: field 'status' must be one of {RUN_STATUSES}, "
+                         f"got {doc.get('status')!r}")
+    if not isinstance(doc.get("message", ""), str):
+        raise ValueError(f"{p}: field 'message' must be a string")
+    counters = doc.get("counters", {})
+    if not isinstance(counters, dict):
+        raise ValueError(f"{p}: field 'counters' must be an object")
+    for k, v in counters.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"{p}: field 'counters.{k}' must be a number, got {v!r}")
+    return {"status": doc["status"], "message": doc.get("message", ""), "counters": counters}
+
+
+def read_history_csv(path: str | Path, as_text: bool = False) -> dict[str, Any]:
+    """Read and validate a ``history.csv``: a header of distinct non-empty column names, then
+    rows of as many values, each a float (``nan``/``inf`` allowed). Returns column → float64
+    array, or column → list of the cells' text when ``as_text`` (still validated).
+    ValueError naming the file, the row and the column."""
+    p = Path(path)
+    try:
+        fh = p.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"{p}: cannot read ({exc.strerror})") from None
+    with fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader, None)
+            if not header or any(not h for h in header) or len(set(header)) != len(header):
+                raise ValueError(f"{p}: the header must name distinct, non-empty columns, "
+                                 f"got {header!r}")
+            text: list[list[str]] = [[] for _ in header]
+            for k, row in enumerate(reader, start=1):
+                if len(row) != len(header):
+                    raise ValueError(f"{p}, row {k}: {len(row)} values, the header has "
+                                     f"{len(header)} columns")
+                for j, cell in enumerate(row):
+                    try:
+                        float(cell)
+                    except ValueError:
+                        raise ValueError(f"{p}, row {k}: column {header[j]!r} value {cell!r} "
+                                         "is not a number") from None
+                    text[j].append(cell)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise ValueError(f"{p}: not a readable CSV ({exc})") from None
+    if as_text:
+        return dict(zip(header, text, strict=True))
+    return {h: np.array([float(c) for c in col], dtype=np.float64)
+            for h, col in zip(header, text, strict=True)}

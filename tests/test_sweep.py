@@ -173,3 +173,168 @@ def test_processes_and_dask_give_identical_results(tmp_path):
     rep_b = run_sweep(runs, b, workers=2, dask="local", run_fn=fake_run, progress=False)
     assert rep_a.completed == rep_b.completed == 8
     assert _collect(a) == _collect(b) and len(_collect(a)) == 8
+
+
+# ----------------------------------------------------------------------------- honest sweeps
+def test_changed_base_reruns_runs_finished_under_the_old_config(tmp_path):
+    runs = expand(_spec({"client.eta": [0.1, 0.2]}, seeds=(0,)), validate=_accept)
+    run_sweep(runs, tmp_path, workers=1, run_fn=fake_run, progress=False)
+    base2 = {"client": {"eta": 0.1, "Q": 3}, "algorithm": {"name": "persafl"}}
+    runs2 = expand(parse_sweep({"base": base2, "grid": {"client.eta": [0.1, 0.2]},
+                                "seeds": [0]}), validate=_accept)
+    assert [r.name for r in runs2] == [r.name for r in runs]  # same folders, other configs
+    seen = []
+
+    def counting(config, run_dir):
+        seen.append(config["client"]["Q"])
+        fake_run(config, run_dir)
+
+    rep = run_sweep(runs2, tmp_path, workers=1, run_fn=counting, progress=False)
+    assert rep.skipped == 0 and rep.stale == 2 and seen == [3, 3]
+    for r in runs2:
+        assert json.loads((tmp_path / r.name / DONE).read_text())["config_digest"] == r.digest
+    rep = run_sweep(runs2, tmp_path, workers=1, run_fn=counting, progress=False)
+    assert rep.skipped == 2 and rep.stale == 0 and seen == [3, 3]
+
+
+def _status_run(config, run_dir):
+    """history with a finite / overflowing / non-finite loss depending on eta."""
+    eta = config["client"]["eta"]
+    loss = {0.1: [1.0, 0.5, 0.25], 0.2: [1.0, 50.0, 1e200], 0.3: [1.0, float("inf"), 2.0]}[eta]
+    with open(Path(run_dir) / "history.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["step", "loss", "grad_norm2"])
+        for step, v in enumerate(loss):
+            w.writerow([step, v, 0.1 * (step + 1) + config["seed"]])
+
+
+def test_statuses_recorded_counted_and_summarized_without_crashing(tmp_path):
+    from persafl_np.sweep import STATUS
+
+    spec = parse_sweep({"base": BASE, "grid": {"client.eta": [0.1, 0.2, 0.3]}, "seeds": [0, 1],
+                        "diverge_factor": 10.0})
+    runs = expand(spec, validate=_accept)
+    rep = run_sweep(runs, tmp_path, workers=1, run_fn=_status_run, progress=False,
+                    diverge_factor=spec.diverge_factor)
+    assert rep.counts() == {"ok": 2, "diverged": 4, "stalled": 0, "failed": 0}
+    assert rep.success and not rep.all_ok
+    for r in runs:
+        done = json.loads((tmp_path / r.name / DONE).read_text())
+        assert done["status"] == ("ok" if r.values["client.eta"] == 0.1 else "diverged")
+        assert json.loads((tmp_path / r.name / STATUS).read_text())["status"] == done["status"]
+    # without the factor the growing (finite) run is ok, the non-finite one still diverged
+    rep = run_sweep(runs, tmp_path / "nofactor", workers=1, run_fn=_status_run, progress=False)
+    assert rep.counts() == {"ok": 4, "diverged": 2, "stalled": 0, "failed": 0}
+    path = summarize(tmp_path)
+    rows = list(csv.DictReader(open(path)))
+    assert {r["status"] for r in rows} == {"ok", "diverged"}
+    mean = list(csv.DictReader(open(path.with_name("summary_mean.csv"))))
+    r2 = next(r for r in mean if json.loads(r["client.eta"]) == 0.2 and r["step"] == "2")
+    assert r2["n_seeds"] == "2" and r2["loss_n"] == "2"
+    assert float(r2["loss_mean"]) == 1e200 and float(r2["loss_std"]) == 0.0
+    r3 = next(r for r in mean if json.loads(r["client.eta"]) == 0.3 and r["step"] == "1")
+    assert r3["loss_n"] == "0" and r3["loss_mean"] == "" and r3["grad_norm2_n"] == "2"
+
+
+def test_failed_run_listed_in_summary(tmp_path):
+    runs = expand(_spec({"algorithm.name": ["persafl", "boom"]}, seeds=(0,)), validate=_accept)
+    rep = run_sweep(runs, tmp_path, workers=1, run_fn=fake_run, progress=False)
+    assert rep.counts()["failed"] == 1
+    rows = list(csv.DictReader(open(summarize(tmp_path))))
+    assert [r["status"] for r in rows if "boom" in r["run"]] == ["failed"]
+
+
+@pytest.mark.parametrize("factor", [1.0, -3, float("nan"), "big", True])
+def test_bad_diverge_factor_rejected(factor):
+    with pytest.raises(ValueError, match="diverge_factor"):
+        parse_sweep({"base": BASE, "diverge_factor": factor})
+
+
+_REAL = """seeds = [0]
+diverge_factor = 1e6
+[base]
+T = 40
+eval_every = 10
+[base.data]
+n_clients = 3
+n_features = 3
+n_samples = 8
+[base.algorithm]
+name = "persafl"
+[grid]
+"algorithm.eta" = [0.05, 40.0]
+"""
+
+
+def test_cli_sweep_counts_statuses_and_strict_exit(tmp_path, capsys):
+    from persafl_np.cli import main
+
+    sw = tmp_path / "s.toml"
+    sw.write_text(_REAL)
+    out = tmp_path / "out"
+    assert main(["sweep", str(sw), "--out", str(out), "--workers", "1", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "status: ok 1, diverged 1, stalled 0, failed 0" in text
+    assert main(["sweep", str(sw), "--out", str(out), "--workers", "1", "--quiet",
+                 "--strict"]) == 1
+    assert "2 already finished" in capsys.readouterr().out
+    assert main(["summarize", str(out)]) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_workers_exit_when_the_sweep_is_killed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sw = tmp_path / "s.toml"
+    sw.write_text(_REAL.replace("T = 40", "T = 200000").replace("[0.05, 40.0]", "[0.05, 0.06]"))
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    p = subprocess.Popen([sys.executable, "-m", "persafl_np.cli", "sweep", str(sw), "--out",
+                          str(tmp_path / "out"), "--workers", "2", "--quiet"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def children(pid):
+        out = []
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit():
+                try:
+                    st = (d / "stat").read_text()
+                except OSError:
+                    continue
+                fields = st[st.rindex(")") + 2:].split()
+                if int(fields[1]) == pid and fields[0] not in "ZX":
+                    out.append(int(d.name))
+        return out
+
+    def alive(pid):
+        try:
+            st = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        return st[st.rindex(")") + 2] not in "ZX"
+
+    try:
+        deadline = time.monotonic() + 60
+        workers = []
+        while time.monotonic() < deadline and len(workers) < 2:
+            time.sleep(0.2)
+            workers = children(p.pid)
+        assert len(workers) >= 2, "the sweep did not start its workers"
+        time.sleep(0.5)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(alive(w) for w in workers):
+            time.sleep(0.1)
+        left = [w for w in workers if alive(w)]
+        for w in left:
+            os.kill(w, signal.SIGKILL)
+        assert not left, f"orphaned workers {left} outlived the killed sweep"
+    finally:
+        if p.poll() is None:
+            p.kill()

@@ -6,7 +6,9 @@ Client i's local loss is f_i(w) = (1/m_i) Σ_j ℓ(w; x_j, y_j) over its *traini
 Conventions (checked once, at construction — the boundary):
 
 * arrays are NumPy, C-contiguous, **read-only** copies (a frozen dataclass should not
-  hold arrays that someone can mutate behind its back);
+  hold arrays that someone can mutate behind its back); an array that already is read-only,
+  C-contiguous and of the right dtype is shared instead of copied, so clients built on one
+  shared design (``shifted_least_squares``) hold it once, not twice per client;
 * ``X_*`` is float64 of shape ``(m, d)``, the same ``d`` for every client;
 * classification (``n_classes`` an int ≥ 2): ``y_*`` is int64 with labels in
   ``0..n_classes-1``; regression (``n_classes is None``): ``y_*`` is float64;
@@ -16,13 +18,18 @@ Conventions (checked once, at construction — the boundary):
 
 Files: :meth:`FederatedDataset.save` writes a single ``.npz`` (no pickle; metadata as a
 JSON string) atomically (temporary file in the same directory, then ``os.replace``);
-:meth:`FederatedDataset.load` reads it with ``allow_pickle=False`` and re-validates it.
+:meth:`FederatedDataset.load` treats the file as untrusted: it checks the member names, the
+metadata fields (types, ranges, ``n_clients`` against the number of arrays) and every array
+header (dtype, dimensions, declared size against the member's stored size) *before* reading any
+array data, then re-validates the arrays as above; anything malformed raises a ValueError
+naming the file and the field.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +39,7 @@ import numpy as np
 from persafl_np.atomic import atomic_write_npz
 from persafl_np.data.arguments import check_int
 
-__all__ = ["ClientData", "FederatedDataset"]
+__all__ = ["ClientData", "FederatedDataset", "check_client_labels"]
 
 #: Version of the ``.npz`` layout written by :meth:`FederatedDataset.save`.
 FORMAT_VERSION = 1
@@ -40,6 +47,9 @@ _FIELDS = ("X_train", "y_train", "X_test", "y_test")
 
 
 def _frozen_copy(a: Any, dtype: type, name: str) -> np.ndarray:
+    if (isinstance(a, np.ndarray) and not a.flags.writeable and a.flags.c_contiguous
+            and a.dtype == dtype):
+        return a  # already frozen: shared, not copied (a shared design is stored once)
     arr = np.asarray(a)
     if dtype is np.int64 and arr.dtype.kind not in "iub":
         # Float labels are accepted only when they are exact integers; no silent rounding.
@@ -232,34 +242,143 @@ class FederatedDataset:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> FederatedDataset:
-        """Read a file written by :meth:`save` (``allow_pickle=False``) and validate it."""
-        with np.load(Path(path), allow_pickle=False) as f:
-            if "meta" not in f.files:
-                raise ValueError(f"path {str(path)!r} is not a saved FederatedDataset (no 'meta')")
-            meta = json.loads(str(f["meta"][()]))
-            if meta.get("format") != "persafl_np.FederatedDataset":
-                raise ValueError(f"path {str(path)!r} is not a saved FederatedDataset")
-            if meta.get("version") != FORMAT_VERSION:
-                raise ValueError(
-                    f"path {str(path)!r} has format version {meta.get('version')!r}; "
-                    f"this persafl_np reads version {FORMAT_VERSION}"
-                )
-            n = int(meta["n_clients"])
-            missing = [
-                f"client{i}_{fld}" for i in range(n) for fld in _FIELDS
-                if f"client{i}_{fld}" not in f.files
-            ]
-            if missing:
-                raise ValueError(f"path {str(path)!r} is missing arrays {missing[:4]}")
-            clients = tuple(
-                ClientData(**{fld: f[f"client{i}_{fld}"] for fld in _FIELDS}) for i in range(n)
-            )
-        return cls(
-            clients=clients,
-            n_features=meta["n_features"],
-            n_classes=meta["n_classes"],
-            name=meta["name"],
+        """Read a file written by :meth:`save` (``allow_pickle=False``) and validate it
+        (module docstring: every field is checked before any array is read)."""
+        p = Path(path)
+        where = f"dataset file {str(p)!r}"
+        headers = _npz_headers(p, where)
+        if "meta" not in headers:
+            raise ValueError(f"{where} is not a saved FederatedDataset (no 'meta')")
+        try:
+            with np.load(p, allow_pickle=False) as f:
+                meta = _check_meta(f["meta"] if headers["meta"][1].kind == "U" else None,
+                                   len(headers), where)
+                n = meta["n_clients"]
+                expected = {"meta"} | {f"client{i}_{fld}" for i in range(n) for fld in _FIELDS}
+                missing = sorted(expected - set(headers))
+                if missing:
+                    raise ValueError(f"{where} is missing arrays {missing[:4]}")
+                extra = sorted(set(headers) - expected)
+                if extra:
+                    raise ValueError(f"{where} has unexpected arrays {extra[:4]}")
+                for key in sorted(expected - {"meta"}):
+                    shape, dt = headers[key]
+                    want = 2 if key.endswith(("X_train", "X_test")) else 1
+                    if len(shape) != want or dt.kind not in "biuf":
+                        raise ValueError(f"{where}: array {key!r} must be {want}-D numeric, got "
+                                         f"shape {shape} dtype {dt}")
+                clients = []
+                for i in range(n):
+                    try:
+                        clients.append(ClientData(
+                            **{fld: f[f"client{i}_{fld}"] for fld in _FIELDS}))
+                    except ValueError as exc:
+                        raise ValueError(f"{where}: client {i}: {exc}") from None
+        except (OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{where}: not a readable .npz ({exc})") from None
+        try:
+            return cls(clients=tuple(clients), n_features=meta["n_features"],
+                       n_classes=meta["n_classes"], name=meta["name"])
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+
+
+def _npz_headers(p: Path, where: str) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """name → (shape, dtype) of every member of an ``.npz``, from the headers alone; refuses
+    pickled (object) members and headers that declare more bytes than the member stores."""
+    try:
+        zf = zipfile.ZipFile(p)
+    except FileNotFoundError:
+        raise ValueError(f"{where} does not exist") from None
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise ValueError(f"{where}: not a readable .npz ({exc})") from None
+    out: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+    with zf:
+        for info in zf.infolist():
+            if not info.filename.endswith(".npy"):
+                raise ValueError(f"{where}: member {info.filename!r} is not an .npy array")
+            key = info.filename[:-4]
+            try:
+                with zf.open(info) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+                    elif version in ((2, 0), (3, 0)):
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+                    else:
+                        raise ValueError(f"unsupported .npy version {version}")
+                    offset = fh.tell()
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile, SyntaxError) as exc:
+                raise ValueError(f"{where}: array {key!r} has a malformed header ({exc})") from None
+            if dtype.hasobject:
+                raise ValueError(f"{where}: array {key!r} holds Python objects (pickle); refused")
+            count = 1
+            for k in shape:
+                count *= int(k)
+            if count * dtype.itemsize > info.file_size - offset:
+                raise ValueError(f"{where}: array {key!r} declares shape {shape} of {dtype} "
+                                 f"({count * dtype.itemsize} bytes) but stores only "
+                                 f"{info.file_size - offset} bytes")
+            out[key] = (tuple(int(k) for k in shape), dtype)
+    return out
+
+
+def _check_meta(raw: Any, n_arrays: int, where: str) -> dict[str, Any]:
+    """Validate the JSON metadata of a saved data set (every field, before any allocation)."""
+    if raw is None or raw.shape != ():
+        raise ValueError(f"{where}: field 'meta' must be a JSON string scalar")
+    try:
+        meta = json.loads(str(raw[()]))
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(f"{where}: field 'meta' is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{where}: field 'meta' must be a JSON object")
+    if meta.get("format") != "persafl_np.FederatedDataset":
+        raise ValueError(f"{where} is not a saved FederatedDataset (field 'meta.format')")
+    if meta.get("version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{where} has format version {meta.get('version')!r} (field 'meta.version'); "
+            f"this persafl_np reads version {FORMAT_VERSION}"
         )
+    n = meta.get("n_clients")
+    most = -(-(n_arrays - 1) // len(_FIELDS))  # ceil: a short file is then "missing arrays"
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= most:
+        raise ValueError(f"{where}: field 'meta.n_clients' must be an integer in 1..{most} "
+                         f"(the file holds {n_arrays - 1} client arrays), got {n!r}")
+    d = meta.get("n_features")
+    if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+        raise ValueError(f"{where}: field 'meta.n_features' must be an integer >= 1, got {d!r}")
+    c = meta.get("n_classes")
+    if c is not None and (isinstance(c, bool) or not isinstance(c, int) or c < 2):
+        raise ValueError(f"{where}: field 'meta.n_classes' must be null or an integer >= 2, "
+                         f"got {c!r}")
+    if not isinstance(meta.get("name"), str):
+        raise ValueError(f"{where}: field 'meta.name' must be a string")
+    return meta
+
+
+def check_client_labels(clients: Any, n_classes: int | None) -> None:
+    """For a classifier (``n_classes`` = C), every client's train and test labels must be
+    integers in 0..C−1 (O(m) per client); ValueError naming the client and the split."""
+    if n_classes is None:
+        return
+    from persafl_np.backend import array_namespace
+
+    for k, c in enumerate(clients):
+        for split, y in (("y_train", c[1]), ("y_test", c[3])):
+            if int(y.shape[0]) == 0:
+                continue
+            xp = array_namespace(y)
+            if not xp.isdtype(y.dtype, "integral"):
+                if not xp.isdtype(y.dtype, "real floating") or not bool(
+                        xp.all(y == xp.round(y))):
+                    raise ValueError(f"client {k}: {split} must hold integer class labels "
+                                     f"0..{n_classes - 1}, got dtype {y.dtype} with "
+                                     "non-integer values")
+            lo, hi = float(xp.min(y)), float(xp.max(y))
+            if lo < 0 or hi > n_classes - 1:
+                raise ValueError(f"client {k}: {split} labels must lie in 0..{n_classes - 1} "
+                                 f"(n_classes={n_classes}), got range {lo:g}..{hi:g}")
 
 
 def _with_label_dtype(c: ClientData, dtype: type, i: int) -> ClientData:

@@ -306,7 +306,9 @@ def shifted_least_squares(
     centers = c0 + s * rng.standard_normal((n_clients, d)) / math.sqrt(d)
     A = X.T @ X / m
     A = 0.5 * (A + A.T)  # exact symmetry so eigvalsh and H-forms agree to the last bit
-    Y = centers @ X.T  # row i = X c_i
+    Y = _readonly(centers @ X.T)  # row i = X c_i
+    X = _readonly(X)
+    # read-only inputs are shared by ClientData, not copied: one design for all clients
     clients = tuple(ClientData(X, Y[i], X, Y[i]) for i in range(n_clients))
     cond = "none" if condition_number is None else f"{float(condition_number):g}"
     ds = FederatedDataset(
@@ -316,7 +318,7 @@ def shifted_least_squares(
         name=f"shifted_least_squares(spread={s:g},condition_number={cond})",
     )
     return ShiftedLeastSquares(
-        X=_readonly(X), centers=_readonly(centers), A=_readonly(A), dataset=ds
+        X=X, centers=_readonly(centers), A=_readonly(A), dataset=ds
     )
 
 

@@ -23,11 +23,10 @@ and minimum over clients of the test accuracy of the personalized model θ_i = p
 
 from __future__ import annotations
 
-import json
 import math
 import time as _time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +35,14 @@ import numpy as np
 from persafl_np.algorithms.algorithm import Algorithm
 from persafl_np.algorithms.rules import Contribution, ServerState
 from persafl_np.arguments import check_int
-from persafl_np.atomic import atomic_write_npz, atomic_write_text
 from persafl_np.backend import array_namespace, to_device_like, to_numpy
+from persafl_np.data.federated import check_client_labels
+from persafl_np.fingerprint import run_fingerprint
 from persafl_np.personalization.local import _local_steps
-from persafl_np.results import History, RunResult, Trace
+from persafl_np.results import HISTORY_FIELDS, History, RunResult, Trace
 from persafl_np.sim import streams
 from persafl_np.sim.arrivals import EventDriven, Replay, TheoremMode, make_source
+from persafl_np.sim.checkpoint import MANIFEST, Checkpointer, as_rows, has_checkpoint
 
 __all__ = ["Problem", "evaluate", "run"]
 
@@ -99,6 +100,7 @@ class Problem:
             raise ValueError(f"w0 must have shape ({p},), got {tuple(w0.shape)}")
         if n_classes is None and getattr(model, "is_classifier", False):
             n_classes = getattr(model, "n_classes", None)
+        check_client_labels(clients, n_classes)  # labels in 0..C-1 (issue 10 item 5)
         return cls(model, oracle, tuple(clients), w0, n_classes)
 
 
@@ -351,9 +353,9 @@ class _Run:
             counters=counters, config=config, client_params=client_params,
         )
 
-    # -- checkpoints (JSON + npz, no pickle)
-    def save_checkpoint(self, d: Path) -> None:
-        d.mkdir(parents=True, exist_ok=True)
+    # -- checkpoints (persafl_np/sim/checkpoint.py: manifest + hashed npz files, no pickle)
+    def save_checkpoint(self, ck: Checkpointer) -> None:
+        """Commit the run state as one checkpoint (arrays, JSON meta, appended table rows)."""
         arrays: dict[str, np.ndarray] = {}
         arrays["w"] = np.asarray(to_numpy(self.state.w))
         if self.state.acc is not None:
@@ -369,19 +371,23 @@ class _Run:
             "version": self.state.version, "count": self.state.count, "store_lo": self.store_lo,
             "rngs": {str(i): r.gen.bit_generator.state for i, r in self.rngs.items()
                      if r.gen is not None},
-            "trace": self.trace_rows, "hist": self.hist_rows, "counters": self.counters,
-            "now": self.now, "source": self.source.state(), "started": self.started,
-            "jobs": self.source.jobs,
+            "counters": self.counters, "now": self.now, "source": self.source.state(),
+            "started": self.started,
         }
-        # npz first, then the JSON that refers to it: a reader seeing state.json sees both.
-        atomic_write_npz(d / "state.npz", **arrays)
-        atomic_write_text(d / "state.json", json.dumps(meta, allow_nan=True))
+        ck.save(arrays, meta, {"trace": self.trace_rows, "hist": self.hist_rows,
+                               "jobs": self.source.jobs})
 
-    def load_checkpoint(self, d: Path) -> None:
-        meta = json.loads((d / "state.json").read_text())
+    def load_checkpoint(self, ck: Checkpointer) -> None:
+        """Restore the state of the checkpoint ``ck`` verifies (ValueError naming the file)."""
+        arr, meta, tables = ck.load()
+        try:
+            self._restore(arr, meta, tables)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise ValueError(f"checkpoint {ck.dir / MANIFEST}: field {exc} does not fit this "
+                             "run's state") from None
+
+    def _restore(self, arr: dict, meta: dict, tables: dict) -> None:
         like = self.problem.w0
-        with np.load(d / "state.npz", allow_pickle=False) as z:
-            arr = {k: z[k] for k in z.files}
         dev = lambda a: to_device_like(a, like)  # noqa: E731
         self.state = ServerState(dev(arr["w"]), int(meta["version"]),
                                  dev(arr["acc"]) if "acc" in arr else None, int(meta["count"]))
@@ -389,19 +395,26 @@ class _Run:
         self.warm = {int(k[5:]): dev(v) for k, v in arr.items() if k.startswith("warm_")}
         self.own = {int(k[4:]): dev(v) for k, v in arr.items() if k.startswith("own_")}
         self.counts = arr["counts"].astype(np.int64)
+        if self.counts.shape != (self.n,):
+            raise ValueError(f"'counts' has shape {self.counts.shape}, expected ({self.n},)")
         self.store_lo = int(meta["store_lo"])
         self.rngs = {}
         for k, st in meta["rngs"].items():
             r = _LazyRng(self.seed, int(k))
             r.__getattr__("bit_generator").state = st
             self.rngs[int(k)] = r
-        self.trace_rows = [tuple(r) for r in meta["trace"]]
-        self.hist_rows = [tuple(r) for r in meta["hist"]]
-        self.counters = meta["counters"]
+        self.trace_rows = as_rows(tables["trace"])
+        self.hist_rows = as_rows(tables["hist"])
+        self.counters = {k: meta["counters"][k] for k in self.counters}
         self.now = float(meta["now"])
         self.source.load_state(meta["source"])
-        self.source.jobs = [tuple(r) for r in meta["jobs"]]
+        self.source.jobs = as_rows(tables["jobs"])
         self.started = bool(meta["started"])
+
+
+#: The append-only tables of a checkpoint (trace rows, history rows, job rows).
+_CHECKPOINT_TABLES = {"trace": _TRACE_DTYPE, "jobs": _JOB_DTYPE,
+                      "hist": np.dtype([(k, np.float64) for k in HISTORY_FIELDS])}
 
 
 def run(
@@ -454,10 +467,13 @@ def run(
         if arrivals.availability_period is not None:
             raise ValueError("availability windows apply to asynchronous algorithms only")
     r = _Run(problem, algorithm, arrivals, T, seed, eval_every, max_arrivals)
-    ck = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    fp = run_fingerprint(problem, algorithm, arrivals, config, T=T, seed=seed,
+                         eval_every=eval_every, max_arrivals=max_arrivals)
+    ck = None if checkpoint_dir is None else Checkpointer(checkpoint_dir, fp, _CHECKPOINT_TABLES)
     if resume:
-        if ck is None or not (ck / "state.json").exists():
-            raise ValueError(f"resume=True needs a checkpoint in checkpoint_dir, none at {ck}")
+        if ck is None or not has_checkpoint(ck.dir):
+            raise ValueError(f"resume=True needs a checkpoint in checkpoint_dir, none at "
+                             f"{checkpoint_dir}")
         r.load_checkpoint(ck)
     end = T if stop_after is None else min(T, check_int(stop_after, "stop_after", 0))
     t0 = _time.perf_counter()
@@ -476,6 +492,6 @@ def run(
             r.save_checkpoint(ck)
     if not r.started:
         r.step_until(0)
-    res = r.result(config)
+    res = replace(r.result(config), fingerprint=fp)
     res.counters["wall_seconds"] = _time.perf_counter() - t0
     return res

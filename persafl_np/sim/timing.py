@@ -27,17 +27,24 @@ from pathlib import Path
 import numpy as np
 from scipy.special import ndtri
 
+from persafl_np.arguments import shown
+
 __all__ = ["LAWS", "JobTime", "TraceJobTimes", "load_job_trace"]
 
 LAWS = ("constant", "exponential", "halfnormal", "lognormal", "uniform", "pareto")
 
 
 def _num(v: float, name: str, lo: float | None = None, strict: bool = False) -> float:
-    x = float(v)
+    # a real number (not bool, not str); ints beyond float range are not finite either
+    try:
+        x = math.nan if isinstance(v, bool) or not isinstance(v, (int, float, np.floating,
+                                                                   np.integer)) else float(v)
+    except OverflowError:
+        x = math.inf
     if not math.isfinite(x):
-        raise ValueError(f"{name} must be finite, got {v!r}")
+        raise ValueError(f"{name} must be a finite number, got {shown(v)}")
     if lo is not None and (x <= lo if strict else x < lo):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} {lo}, got {v!r}")
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {lo}, got {shown(v)}")
     return x
 
 
@@ -57,8 +64,8 @@ class JobTime:
     minimum: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.law not in LAWS:
-            raise ValueError(f"law must be one of {LAWS}, got {self.law!r}")
+        if not isinstance(self.law, str) or self.law not in LAWS:
+            raise ValueError(f"law must be one of {LAWS}, got {shown(self.law)}")
         set_ = object.__setattr__
         set_(self, "minimum", _num(self.minimum, "minimum", 0.0))
         set_(self, "mean", _num(self.mean, "mean", 0.0, strict=self.law == "exponential"))

@@ -86,7 +86,7 @@ def test_resume_after_interrupt_is_bit_identical(make_problem, tmp_path, case):
     part = run(prob, alg, arr, T=30, seed=7, eval_every=4, checkpoint_dir=ck,
                checkpoint_every=7, stop_after=15)
     assert part.counters["steps"] == 15
-    assert json.loads((ck / "state.json").read_text())["version"] == 15
+    assert json.loads((ck / "MANIFEST.json").read_text())["meta"]["version"] == 15
     resumed = run(prob, alg, arr, T=30, seed=7, eval_every=4, checkpoint_dir=ck,
                   checkpoint_every=7, resume=True)
     assert resumed.digest() == full.digest()

@@ -1,0 +1,160 @@
+"""Run fingerprints: which run produced a folder's files (theory/simulator.md §7, "Fingerprints and
+run status").
+
+A run's *fingerprint* is the SHA-256 of
+
+* the package version (:data:`persafl_np.__version__`),
+* the resolved configuration (``SimConfig.to_dict()``, canonical JSON; ``null`` for
+  engine-level runs without a config),
+* the run arguments of :func:`persafl_np.sim.engine.run` that change results (T, seed,
+  eval_every, max_arrivals) and a canonical description of the algorithm and arrival spec
+  (a replayed schedule enters with every recorded arrival),
+* the *data identity*: the SHA-256 of every client's arrays (shape, dtype and bytes of X_train,
+  y_train, X_test, y_test) and of the start point w⁰ — so a data set passed to
+  :func:`persafl_np.simulate` instead of ``config.data`` is told apart.
+
+Two runs with equal fingerprints produce bit-identical results. The *config digest* (package
+version + resolved config only) is the part that can be computed without building the data; a
+sweep uses it to decide whether a DONE marker belongs to the current configuration, and
+``persafl run --out`` uses it to decide whether a folder holds another run's files.
+
+Files: every saved run folder has ``fingerprint.json`` (:data:`FILE`) with ``fingerprint``,
+``config_digest`` and ``package_version``; :func:`read` validates it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from persafl_np.atomic import atomic_write_text
+
+__all__ = ["FILE", "config_digest", "data_digest", "read", "run_fingerprint", "write"]
+
+FILE = "fingerprint.json"
+_HEX = frozenset("0123456789abcdef")
+_MAX_BYTES = 1 << 16
+
+
+def _version() -> str:
+    from persafl_np import __version__
+
+    return __version__
+
+
+def _canon(obj: Any) -> Any:
+    """A JSON-able, deterministic description of ``obj`` (arrays by content hash)."""
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    if isinstance(obj, float):
+        return repr(obj) if not math.isfinite(obj) else obj
+    if isinstance(obj, np.generic):
+        return _canon(obj.item())
+    if isinstance(obj, np.ndarray):
+        a = np.ascontiguousarray(obj)
+        return {"ndarray": [str(a.dtype), list(a.shape), hashlib.sha256(a.tobytes()).hexdigest()]}
+    if isinstance(obj, (list, tuple)):
+        return [_canon(x) for x in obj]
+    if isinstance(obj, dict):
+        return {str(k): _canon(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {"type": type(obj).__qualname__,
+                **{f.name: _canon(getattr(obj, f.name)) for f in dataclasses.fields(obj)}}
+    if callable(obj):
+        return {"callable": getattr(obj, "__qualname__", type(obj).__qualname__)}
+    if hasattr(obj, "_asdict"):  # NamedTuple
+        return {"type": type(obj).__qualname__, **_canon(obj._asdict())}
+    if hasattr(obj, "__dict__"):
+        return {"type": type(obj).__qualname__, **_canon(vars(obj))}
+    return {"type": type(obj).__qualname__}
+
+
+def _sha(doc: Any) -> str:
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def config_digest(config: Any) -> str:
+    """SHA-256 of the package version and the resolved config (a :class:`SimConfig`, a config
+    dict as a sweep holds it, or ``None``)."""
+    if config is None or isinstance(config, dict):
+        cfg = None if config is None else _canon(config)
+    else:
+        cfg = _canon(config.to_dict())
+    return _sha({"package_version": _version(), "config": cfg})
+
+
+def data_digest(problem: Any) -> str:
+    """SHA-256 of every client's (X_train, y_train, X_test, y_test) and w⁰ (the data identity):
+    the bytes of each array in order, then every (dtype, shape). ~1 µs per array + the bytes."""
+    from persafl_np.backend import to_numpy
+
+    h = hashlib.sha256()
+    h.update(f"n_clients={problem.n_clients};n_classes={problem.n_classes}".encode())
+    update, ndarray = h.update, np.ndarray
+    dtypes, shapes = [], []
+    arrays = [a for client in problem.clients for a in client]
+    arrays.append(problem.w0)
+    for a in arrays:
+        if type(a) is not ndarray or not a.flags.c_contiguous:
+            a = np.ascontiguousarray(to_numpy(a))
+        dtypes.append(a.dtype)  # dtype.str costs ~3 µs: named once per distinct dtype below
+        shapes.append(a.shape)
+        update(a)  # the buffer itself, no copy
+    names = {dt: dt.str for dt in set(dtypes)}
+    update(repr([(names[dt], sh) for dt, sh in zip(dtypes, shapes, strict=True)]).encode())
+    return h.hexdigest()
+
+
+def run_fingerprint(problem: Any, algorithm: Any, arrivals: Any, config: Any, *, T: int,
+                    seed: int, eval_every: int, max_arrivals: int | None) -> str:
+    """The fingerprint of one run (module docstring)."""
+    return _sha({
+        "config_digest": config_digest(config),
+        "data": data_digest(problem),
+        "model": _canon(problem.model), "oracle": _canon(problem.oracle),
+        "algorithm": _canon(algorithm), "arrivals": _canon(arrivals),
+        "args": {"T": T, "seed": seed, "eval_every": eval_every, "max_arrivals": max_arrivals},
+    })
+
+
+def write(directory: str | Path, fingerprint: str, config: Any) -> Path:
+    """Write ``fingerprint.json`` into ``directory`` (atomically)."""
+    doc = {"fingerprint": fingerprint, "config_digest": config_digest(config),
+           "package_version": _version()}
+    return atomic_write_text(Path(directory) / FILE, json.dumps(doc, indent=2, sort_keys=True))
+
+
+def _hex(v: Any, path: Path, name: str) -> str:
+    if not isinstance(v, str) or len(v) != 64 or not set(v) <= _HEX:
+        raise ValueError(f"{path}: field {name!r} must be a 64-digit lower-case hex SHA-256")
+    return v
+
+
+def read(path: str | Path) -> dict[str, str]:
+    """Read and validate a ``fingerprint.json`` (ValueError naming the file and the field)."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except OSError as exc:
+        raise ValueError(f"{p}: cannot read fingerprint file ({exc.strerror})") from None
+    if size > _MAX_BYTES:
+        raise ValueError(f"{p}: {size} bytes, too large for a fingerprint file")
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{p}: not a JSON fingerprint file ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{p}: must hold a JSON object")
+    out = {k: _hex(doc.get(k), p, k) for k in ("fingerprint", "config_digest")}
+    ver = doc.get("package_version")
+    if not isinstance(ver, str):
+        raise ValueError(f"{p}: field 'package_version' must be a string")
+    out["package_version"] = ver
+    return out

@@ -1,0 +1,48 @@
+"""Memory estimate before allocation (persafl_np/memory.py)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from persafl_np.config import SimConfig, simulate
+from persafl_np.memory import check_fits, estimate
+
+
+def _cfg(**data):
+    return SimConfig.from_dict({"T": 20, "data": {"name": "fedprox_synthetic", **data},
+                                "model": {"name": "softmax"}})
+
+
+def test_huge_run_refused_before_allocating_with_the_estimate():
+    cfg = _cfg(n_clients=10**9)
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=r"needs about .* TB .*data\.n_clients=1000000000"):
+        simulate(cfg)
+    assert time.perf_counter() - t0 < 1.0  # refused up front, nothing was generated
+
+
+def test_estimate_scales_and_small_runs_pass():
+    small, big = estimate(_cfg(n_clients=10)), estimate(_cfg(n_clients=1000))
+    assert big["data"] == pytest.approx(100 * small["data"], rel=1e-9)
+    check_fits(_cfg(n_clients=10), available=10**9)
+    with pytest.raises(ValueError, match="only 1 MB is available"):
+        check_fits(_cfg(n_clients=1000), available=10**6)
+    # a data set passed in is not counted again
+    check_fits(_cfg(n_clients=1000), available=10**8, data_built=True)
+
+
+def test_shared_design_counted_once_and_largest_T_does_not_overflow():
+    sls = SimConfig.from_dict({"data": {"name": "shifted_least_squares", "n_clients": 10**5,
+                                        "n_samples": 50, "n_features": 10}})
+    e = estimate(sls)
+    assert e["data"] < 10**5 * (50 * 8 + 2048)  # targets + objects, the design once
+    big = {"T": 2**63 - 1, "arrivals": {"mode": "event", "dropout": 0.5},
+           "algorithm": {"name": "fedbuff", "K": 2**62}}
+    e = estimate(SimConfig.from_dict(big))
+    assert e["trace"] > 2**125  # exact integers, no float overflow
+    with pytest.raises(ValueError, match=r"needs about ~10\^\d+ TB.*T=9223372036854775807"):
+        check_fits(SimConfig.from_dict(big), available=10**12)
+    with pytest.raises(ValueError, match=r"T must be an integer >= 1 \(and < 2\^63\)"):
+        SimConfig.from_dict({"T": 2**63})
