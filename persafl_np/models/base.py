@@ -132,6 +132,25 @@ class Model(Protocol):
         """Raise ``ValueError`` naming ``X`` or ``y`` if the data can't be used by this model."""
         ...
 
+    def loss_many(self, W: Any, X: Any, y: Any, mask: Any = None, *,
+                  validate: bool = True) -> Any:
+        """(C,) losses f_c(W[c]) of C clients (module docstring, eq. (CO-1))."""
+        ...
+
+    def grad_many(self, W: Any, X: Any, y: Any, mask: Any = None, *,
+                  validate: bool = True) -> Any:
+        """(C, p) gradients ∇f_c(W[c]) of C clients."""
+        ...
+
+    def hvp_many(self, W: Any, V: Any, X: Any, y: Any, mask: Any = None, *,
+                 validate: bool = True) -> Any:
+        """(C, p) Hessian-vector products ∇²f_c(W[c]) V[c] of C clients."""
+        ...
+
+    def predict_many(self, W: Any, X: Any, *, validate: bool = True) -> Any:
+        """(C, m) predictions of C clients (labels for classifiers, targets for regression)."""
+        ...
+
 
 def check_data(
     X: Any,
