@@ -48,6 +48,7 @@ hot path that validated the data once (``model.check_data``) and own the shapes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -65,14 +66,18 @@ __all__ = [
 ]
 
 
-def check_cohort(W: Any, X: Any, y: Any, p: int, mask: Any = None, V: Any = None) -> None:
-    """O(1) shape checks of a cohort call: X (C, m, d), y (C, m), W and V (C, p), mask (C, m)."""
+def check_cohort(W: Any, X: Any, y: Any, num_params: Callable[[int], int], mask: Any = None,
+                 V: Any = None) -> None:
+    """O(1) shape checks of a cohort call: X (C, m, d), y (C, m), W and V (C, p), mask (C, m).
+
+    ``num_params``: the model's d ↦ p (called once X is known to be 3-D).
+    """
     if len(X.shape) != 3:
         raise ValueError(
             f"X must be 3-D (C clients, m rows, d features) for a cohort call, got shape "
             f"{tuple(X.shape)}"
         )
-    C, m = X.shape[0], X.shape[1]
+    C, m, p = X.shape[0], X.shape[1], num_params(X.shape[2])
     if tuple(y.shape) != (C, m):
         raise ValueError(f"y must have shape ({C}, {m}) (one row per client), got {tuple(y.shape)}")
     if tuple(W.shape) != (C, p):
@@ -84,13 +89,14 @@ def check_cohort(W: Any, X: Any, y: Any, p: int, mask: Any = None, V: Any = None
         raise ValueError(f"mask must have shape ({C}, {m}) or be None, got {tuple(mask.shape)}")
 
 
-def check_predict_cohort(W: Any, X: Any, p: int) -> None:
+def check_predict_cohort(W: Any, X: Any, num_params: Callable[[int], int]) -> None:
     """O(1) shape checks of ``predict_many``: X (C, m, d), W (C, p)."""
     if len(X.shape) != 3:
         raise ValueError(
             f"X must be 3-D (C clients, m rows, d features) for a cohort call, got shape "
             f"{tuple(X.shape)}"
         )
+    p = num_params(X.shape[2])
     if tuple(W.shape) != (X.shape[0], p):
         raise ValueError(f"W must have shape ({X.shape[0]}, {p}), got {tuple(W.shape)}")
 

@@ -99,7 +99,7 @@ class LeastSquares:
 
     # ------------------------------------------------------------ a cohort
     def _check_many(self, xp: Any, W: Any, X: Any, y: Any, mask: Any, V: Any = None) -> None:
-        check_cohort(W, X, y, X.shape[2], mask, V)
+        check_cohort(W, X, y, self.num_params, mask, V)
         check_targets(xp, y, self.allow_int_targets)
         check_mask(xp, mask)
 
@@ -143,7 +143,7 @@ class LeastSquares:
     def predict_many(self, W: Any, X: Any, *, validate: bool = True) -> Any:
         """(C, m) predicted targets X_c W[c]."""
         if validate:
-            check_predict_cohort(W, X, X.shape[2] if len(X.shape) == 3 else -1)
+            check_predict_cohort(W, X, self.num_params)
         return (X @ W[..., None])[..., 0]
 
     def smoothness(self, X: Any, y: Any) -> float:

@@ -153,7 +153,7 @@ class LogisticRegression:
                      V: Any = None) -> tuple[Any, Any, Any]:
         xp = fast_namespace(W, X, y, mask)
         if validate:
-            check_cohort(W, X, y, X.shape[2], mask, V)
+            check_cohort(W, X, y, self.num_params, mask, V)
             check_mask(xp, mask)
             check_labels(xp, y, 2)
         s = 2.0 * xp.astype(y, X.dtype) - 1.0
@@ -196,7 +196,7 @@ class LogisticRegression:
     def predict_many(self, W: Any, X: Any, *, validate: bool = True) -> Any:
         """(C, m) labels 1 where x·w_c ≥ 0, else 0; integer dtype."""
         if validate:
-            check_predict_cohort(W, X, X.shape[2] if len(X.shape) == 3 else -1)
+            check_predict_cohort(W, X, self.num_params)
         xp = fast_namespace(W, X)
         return xp.astype((X @ W[..., None])[..., 0] >= 0.0, xp.int64)
 

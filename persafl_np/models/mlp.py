@@ -214,7 +214,7 @@ class MLP:
                     V: Any = None) -> Any:
         xp = fast_namespace(W, X, y, mask)
         if validate:
-            check_cohort(W, X, y, self.num_params(X.shape[2]), mask, V)
+            check_cohort(W, X, y, self.num_params, mask, V)
             check_mask(xp, mask)
         return xp
 
@@ -289,8 +289,7 @@ class MLP:
     def predict_many(self, W: Any, X: Any, *, validate: bool = True) -> Any:
         """(C, m) labels argmax_k of each client's output logits."""
         if validate:
-            check_predict_cohort(W, X, self.num_params(X.shape[2]) if len(X.shape) == 3
-                                 else -1)
+            check_predict_cohort(W, X, self.num_params)
         xp = fast_namespace(W, X)
         return xp.argmax(self._forward_many(xp, W, X)["Z"], axis=-1)
 

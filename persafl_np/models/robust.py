@@ -104,7 +104,7 @@ class RobustRegression:
                        V: Any = None) -> tuple[Any, Any]:
         xp = fast_namespace(W, X, y, mask)
         if validate:
-            check_cohort(W, X, y, X.shape[2], mask, V)
+            check_cohort(W, X, y, self.num_params, mask, V)
             check_targets(xp, y, self.allow_int_targets)
             check_mask(xp, mask)
         return xp, (X @ W[..., None])[..., 0] - y
@@ -140,7 +140,7 @@ class RobustRegression:
     def predict_many(self, W: Any, X: Any, *, validate: bool = True) -> Any:
         """(C, m) predicted targets X_c W[c]."""
         if validate:
-            check_predict_cohort(W, X, X.shape[2] if len(X.shape) == 3 else -1)
+            check_predict_cohort(W, X, self.num_params)
         return (X @ W[..., None])[..., 0]
 
     def smoothness(self, X: Any, y: Any) -> float:

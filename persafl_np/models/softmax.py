@@ -147,7 +147,7 @@ class SoftmaxRegression:
 
     # ------------------------------------------------------------ a cohort
     def _check_many(self, xp: Any, W: Any, X: Any, y: Any, mask: Any, V: Any = None) -> None:
-        check_cohort(W, X, y, X.shape[2] * self.n_classes, mask, V)
+        check_cohort(W, X, y, self.num_params, mask, V)
         check_mask(xp, mask)
 
     def _probs_many(self, xp: Any, W: Any, X: Any) -> Any:
@@ -203,7 +203,7 @@ class SoftmaxRegression:
     def predict_many(self, W: Any, X: Any, *, validate: bool = True) -> Any:
         """(C, m) labels argmax_k (X_c W_c)_{jk}."""
         if validate:
-            check_predict_cohort(W, X, X.shape[2] * self.n_classes if len(X.shape) == 3 else -1)
+            check_predict_cohort(W, X, self.num_params)
         xp = fast_namespace(W, X)
         C, _, d = X.shape
         return xp.argmax(X @ xp.reshape(W, (C, d, self.n_classes)), axis=-1)
