@@ -99,6 +99,7 @@ class _TheoremSource:
         self.rng = streams.server_rng(seed)
         self.k = 0
         self.jobs: list[tuple] = []
+        self.dispatched: list[tuple[int, int]] = []
 
     def start(self, version: int) -> None:
         pass
@@ -246,6 +247,7 @@ class _EventSource:
         self.n_dropped = 0
         self.n_failed = 0
         self.jobs: list[tuple] = []
+        self.dispatched: list[tuple[int, int]] = []
 
     # -- job bookkeeping
     def _duration(self, i: int, j: int) -> float:
@@ -303,6 +305,10 @@ class _EventSource:
         self.start_t[i] = now
         cnt = self.cnt
         cnt[version] = cnt.get(version, 0) + 1
+        if not fail:
+            # the job's inputs (client stream, w^version) are fixed now: the engine may compute
+            # it whenever it likes (a job that will fail is never computed)
+            self.dispatched.append((i, version))
 
     def _release(self, i: int) -> None:
         p = self.pulled[i]
@@ -395,9 +401,9 @@ class _EventSource:
             self._restart(i, version)
 
     def oldest_needed(self, version: int) -> int:
-        while self.lo < version and self.lo not in self.cnt:
-            self.lo += 1
-        return self.lo
+        # Dispatched jobs hold their pulled model themselves (the engine's pending jobs keep a
+        # reference): the store needs only the current version.
+        return version
 
     def state(self) -> dict:
         return {
@@ -440,6 +446,7 @@ class _RoundSource:
         self.now = 0.0
         self.jobs: list[tuple] = []
         self.n_dropped = self.n_failed = 0
+        self.dispatched: list[tuple[int, int]] = []
 
     def start(self, version: int) -> None:
         pass
@@ -463,6 +470,7 @@ class _RoundSource:
                 ends.append((self.now + d, i, fail))
             ends.sort()
             ok = [(t, i) for t, i, f in ends if not f]
+            self.dispatched.extend((i, version) for _, i in ok)
             for t, i, f in ends:
                 if f:
                     self.n_failed += 1
@@ -550,6 +558,7 @@ class _ReplaySource:
         self.m = m
         self.jobs: list[tuple] = []
         self.n_dropped = self.n_failed = 0
+        self.dispatched: list[tuple[int, int]] = []
 
     def start(self, version: int) -> None:
         pass
