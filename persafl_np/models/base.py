@@ -40,7 +40,8 @@ Unvalidated kernels: every ``*_many`` method takes a keyword ``validate=True``. 
 ``validate=False`` nothing is checked (no shapes, no label range, no mask values) and no
 extra work is done: this is the entry point for hot paths, such as the engine's local steps,
 whose data passed ``model.check_data`` once and whose shapes the caller builds itself. A bad
-label then gives a silently wrong result, so never pass ``validate=False`` on user input.
+label then gives a wrong result (or an ``IndexError``), so never pass ``validate=False`` on
+user input.
 
 Adding a model: write a frozen dataclass with these methods (``least_squares.py`` is the
 smallest template), prove its constants in ``theory/models.md`` (return ``math.inf`` where no

@@ -62,6 +62,7 @@ __all__ = [
     "check_mask",
     "check_targets",
     "client_counts",
+    "np_label_index",
     "one_hot_labels",
 ]
 
@@ -175,6 +176,26 @@ def one_hot_labels(xp: Any, y: Any, n_classes: int, dtype: Any, validate: bool =
 def check_labels(xp: Any, y: Any, n_classes: int) -> None:
     """Refuse labels that are not integers in 0..K−1 (O(m·K), see :func:`one_hot_labels`)."""
     _label_match(xp, y, n_classes, True)
+
+
+def np_label_index(y: np.ndarray, n_classes: int, validate: bool = True) -> np.ndarray:
+    """NumPy labels as an integer array for flat indexing; with ``validate``, refuse bad ones.
+
+    O(m) without the (m, K) comparison of :func:`one_hot_labels`: integer labels are checked
+    by their min and max, float labels also for being integer-valued (NaN and ±inf fail every
+    comparison). Same ``ValueError`` as :func:`one_hot_labels`.
+    """
+    kind = y.dtype.kind
+    if validate and y.size:
+        if kind in "iu":
+            ok = int(y.min()) >= 0 and int(y.max()) <= n_classes - 1
+        elif kind == "b":
+            ok = True
+        else:
+            ok = bool(np.all((y >= 0) & (y <= n_classes - 1) & (y == np.round(y))))
+        if not ok:
+            raise _label_error(y, n_classes)
+    return y if kind in "iu" else y.astype(np.intp)
 
 
 def check_targets(xp: Any, y: Any, allow_int_targets: bool) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from persafl_np.backend import fast_namespace
+from persafl_np.backend import NUMPY_NAMESPACE, fast_namespace
 from persafl_np.models.base import (
     check_data,
     check_nonneg,
@@ -42,6 +42,7 @@ from persafl_np.models.cohort import (
     check_mask,
     check_predict_cohort,
     client_counts,
+    np_label_index,
     one_hot_labels,
 )
 
@@ -68,6 +69,44 @@ def softmax_jvp(P: Any, U: Any) -> Any:
     xp = fast_namespace(P, U)
     PU = P * U
     return PU - P * xp.sum(PU, axis=-1, keepdims=True)
+
+
+# ---------------------------------------------------------------- NumPy cohort kernels
+# On NumPy the cohort kernels work in a class-major layout Zᵀ (n, C, m) = W_cᵀ X_cᵀ per client:
+# the per-sample reductions over the C classes then run along axis −2 with the m samples
+# contiguous (NumPy's reductions and broadcasts along a short trailing axis cost a separate
+# inner-loop call per row: ≈10× slower for C = 10), large temporaries are updated in place
+# (each fresh ~0.5 MB array costs page faults), and labels enter by flat indexing instead of a
+# one-hot matrix. Every step is still one stacked-matmul slice, a reduction inside one client's
+# slice, or elementwise, so the results stay independent of the grouping (theory/models.md §CO).
+def _np_logits_t(W: np.ndarray, X: np.ndarray, K: int) -> np.ndarray:
+    """(n, K, m) logits Z_cᵀ = W_cᵀ X_cᵀ, a fresh C-contiguous array."""
+    n, _, d = X.shape
+    return np.reshape(W, (n, d, K)).transpose(0, 2, 1) @ X.transpose(0, 2, 1)
+
+
+def _np_label_flat(y: np.ndarray, K: int, validate: bool) -> np.ndarray:
+    """Flat indices of the entries (c, y_cj, j) of a (n, K, m) array."""
+    n, m = y.shape
+    yi = np_label_index(y, K, validate)
+    return (np.arange(n)[:, None] * (K * m) + np.arange(m) + yi * m).reshape(-1)
+
+
+def _np_probs_t(Zt: np.ndarray) -> np.ndarray:
+    """Softmax over axis −2 of (n, K, m) logits, in place: P = exp(Z − max)/Σ exp(Z − max)."""
+    Zt -= np.max(Zt, axis=-2, keepdims=True)
+    np.exp(Zt, out=Zt)
+    Zt /= np.sum(Zt, axis=-2, keepdims=True)
+    return Zt
+
+
+def _np_xt_times(X: np.ndarray, Rt: np.ndarray, n: Any, mask: Any) -> np.ndarray:
+    """(n, d·K) rows vec(X_cᵀ R_c)/n_c for class-major R_cᵀ (n, K, m), mask applied first."""
+    if mask is not None:
+        Rt *= mask[:, None, :]
+    G = X.transpose(0, 2, 1) @ Rt.transpose(0, 2, 1)
+    G /= n if mask is None else n[:, None, None]
+    return np.reshape(G, (X.shape[0], -1))
 
 
 @dataclass(frozen=True)
@@ -114,6 +153,17 @@ class SoftmaxRegression:
     def grad(self, w: Any, X: Any, y: Any) -> Any:
         """∇f(w), eq. (SM-2)."""
         xp, W = self._unpack(w, X, y)
+        if xp is NUMPY_NAMESPACE:
+            # P = exp(Z − max)/Σ exp(Z − max) in place, then P − Y by flat indexing.
+            m, K = X.shape[0], self.n_classes
+            R = X @ W
+            R -= np.max(R, axis=1, keepdims=True)
+            np.exp(R, out=R)
+            R /= np.sum(R, axis=1, keepdims=True)
+            R.reshape(-1)[np.arange(0, m * K, K) + np_label_index(y, K)] -= 1.0
+            g = np.reshape(X.T @ R, (-1,))
+            g /= m
+            return g + self.l2 * w if self.l2 else g
         R = self._probs(xp, W, X) - one_hot_labels(xp, y, self.n_classes, X.dtype)
         g = xp.reshape(X.T @ R, (-1,)) / X.shape[0]
         return g + self.l2 * w if self.l2 else g
@@ -160,6 +210,17 @@ class SoftmaxRegression:
         xp = fast_namespace(W, X, y, mask)
         if validate:
             self._check_many(xp, W, X, y, mask)
+        if xp is NUMPY_NAMESPACE:
+            Zt = _np_logits_t(W, X, self.n_classes)
+            Zt -= np.max(Zt, axis=-2, keepdims=True)
+            # −log p_{y} = log Σ_k exp(z_k − max) − (z_y − max).
+            ell = np.log(np.sum(np.exp(Zt), axis=-2))
+            ell -= np.reshape(Zt.reshape(-1)[_np_label_flat(y, self.n_classes, validate)],
+                              y.shape)
+            if mask is not None:
+                ell *= mask
+            out = np.sum(ell, axis=-1) / client_counts(xp, X, mask)
+            return out + 0.5 * self.l2 * np.sum(W * W, axis=-1) if self.l2 else out
         C, _, d = X.shape
         logp = log_softmax(X @ xp.reshape(W, (C, d, self.n_classes)))
         Y = one_hot_labels(xp, y, self.n_classes, X.dtype, validate)
@@ -174,6 +235,11 @@ class SoftmaxRegression:
         xp = fast_namespace(W, X, y, mask)
         if validate:
             self._check_many(xp, W, X, y, mask)
+        if xp is NUMPY_NAMESPACE:
+            Pt = _np_probs_t(_np_logits_t(W, X, self.n_classes))
+            Pt.reshape(-1)[_np_label_flat(y, self.n_classes, validate)] -= 1.0
+            g = _np_xt_times(X, Pt, client_counts(xp, X, mask), mask)
+            return g + self.l2 * W if self.l2 else g
         R = self._probs_many(xp, W, X) - one_hot_labels(xp, y, self.n_classes, X.dtype,
                                                         validate)
         if mask is not None:
@@ -189,6 +255,18 @@ class SoftmaxRegression:
         xp = fast_namespace(W, V, X, y, mask)
         if validate:
             self._check_many(xp, W, X, y, mask, V)
+        if xp is NUMPY_NAMESPACE:
+            if validate:
+                np_label_index(y, self.n_classes)
+            K = self.n_classes
+            Pt = _np_probs_t(_np_logits_t(W, X, K))
+            Rt = _np_logits_t(V, X, K)                    # Uᵀ
+            Rt *= Pt                                      # P ⊙ U
+            Pt *= np.sum(Rt, axis=-2, keepdims=True)      # P ⊙ ((P ⊙ U) 1)
+            Rt -= Pt                                      # A(p_j) u_j, eq. (SM-2)
+            hv = _np_xt_times(X, Rt, client_counts(xp, X, mask), mask)
+            return hv + self.l2 * V if self.l2 else hv
+        if validate:
             check_labels(xp, y, self.n_classes)
         C, _, d = X.shape
         U = X @ xp.reshape(V, (C, d, self.n_classes))
