@@ -26,6 +26,15 @@ the *intermediate* quantities, not by the value: a cross-entropy near 0 is compu
 log(1 + tiny) with an absolute error of ≈ ε, not ε·|f|. Pass a smaller ``noise_floor`` for
 problems whose intermediates are all much smaller than 1. Exact-vs-exact comparisons
 (:func:`check_hessian`) allow only rounding: rtol·(|H||v|)_max, with rtol = 1e-9.
+
+Cohort (batched) methods (theory/models.md §CO)
+-----------------------------------------------
+:func:`check_cohort` compares a model's ``loss_many``/``grad_many``/``hvp_many``/``predict_many``
+with its single-client methods on a small cohort built from the data (unequal real sizes via
+a padding mask), to 1e-12 relative: both compute the same formula and differ only in the
+order of the sums. It also recomputes the cohort under other groupings (each client alone,
+and a reordered subset) and requires **bit-identical** rows on NumPy (1e-12 relative on other
+backends), the contract of :mod:`persafl_np.models.cohort`.
 """
 
 from __future__ import annotations
@@ -37,14 +46,16 @@ from typing import Any
 
 import numpy as np
 
-from persafl_np.backend import to_device_like, to_numpy
+from persafl_np.backend import NUMPY_NAMESPACE, array_namespace, take_rows, to_device_like, to_numpy
 from persafl_np.models.base import Model
 
 __all__ = [
     "BoundCheck",
+    "CohortCheck",
     "DerivativeCheck",
     "LipschitzCheck",
     "ModelCheck",
+    "check_cohort",
     "check_grad",
     "check_grad_bound",
     "check_hessian",
@@ -131,10 +142,37 @@ class BoundCheck:
 
 
 @dataclass(frozen=True)
+class CohortCheck:
+    """Result of comparing a model's batched methods with its single-client ones.
+
+    Attributes
+    ----------
+    n_clients: size of the probe cohort (clients with different real row counts).
+    max_rel_error: max over methods ("loss", "grad", "hvp", "predict") and clients of
+        max|batched − single| / max|single| (must be ≤ ``rtol``).
+    worst_method: the method attaining ``max_rel_error``.
+    max_grouping_diff: max over methods, clients and regroupings of
+        max|row in cohort − row regrouped| / max|row| (0 when bit-identical).
+    bit_identical: every regrouped row equals the full-cohort row exactly.
+    require_bits: bit-identity was required (NumPy inputs); else ≤ ``rtol`` sufficed.
+    ok: both comparisons within their tolerance.
+    """
+
+    n_clients: int
+    max_rel_error: float
+    worst_method: str
+    max_grouping_diff: float
+    bit_identical: bool
+    require_bits: bool
+    ok: bool
+
+
+@dataclass(frozen=True)
 class ModelCheck:
     """All checks of one model on one data set (:func:`check_model`).
 
-    ``hessian`` and ``hessian_lipschitz`` are ``None`` when the dense Hessian was skipped.
+    ``hessian`` and ``hessian_lipschitz`` are ``None`` when the dense Hessian was skipped;
+    ``cohort`` is ``None`` when the model has no batched (``*_many``) methods.
     """
 
     grad: DerivativeCheck
@@ -143,11 +181,12 @@ class ModelCheck:
     smoothness: LipschitzCheck
     hessian_lipschitz: LipschitzCheck | None
     grad_bound: BoundCheck
+    cohort: CohortCheck | None = None
 
     @property
     def ok(self) -> bool:
         parts = (self.grad, self.hvp, self.hessian, self.smoothness, self.hessian_lipschitz,
-                 self.grad_bound)
+                 self.grad_bound, self.cohort)
         return all(p.ok for p in parts if p is not None)
 
 
@@ -510,6 +549,113 @@ def check_grad_bound(
     return BoundCheck(B, ratio, largest, len(norms), bool(ratio <= 1.0 + rtol))
 
 
+# ------------------------------------------------------------------ cohort methods
+_COHORT_METHODS = ("loss_many", "grad_many", "hvp_many", "predict_many")
+
+
+def _probe_cohort(X: np.ndarray, y: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Three clients over the m rows of (X, y): all rows; the first ⌈m/2⌉; every other row
+    in reverse order. Returns their real-row indices and the (3, m) 0/1 mask (padding rows
+    hold zeros and the label/target y[0], which is valid for the model)."""
+    m = X.shape[0]
+    rows = [np.arange(m), np.arange((m + 1) // 2), np.arange(m - 1, -1, -2)]
+    mask = np.zeros((len(rows), m))
+    for c, r in enumerate(rows):
+        mask[c, : r.size] = 1.0
+    return rows, mask
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    err = float(np.max(np.abs(a - b))) if a.size else 0.0
+    scale = float(np.max(np.abs(b))) if b.size else 0.0
+    return err / scale if scale > 0 else err
+
+
+def check_cohort(
+    model: Any,
+    X: Any,
+    y: Any,
+    w: Any,
+    *,
+    rng: np.random.Generator | int | None = None,
+    rtol: float = 1e-12,
+) -> CohortCheck:
+    """Compare ``model``'s batched methods with its single-client ones (see module docstring).
+
+    The probe cohort has three clients built from the rows of (X, y) — all rows, the first
+    half, every other row reversed — padded to m rows with a mask, at parameters w, w + u and
+    w − u (u random, ‖u‖ = ½‖w‖ + ½). Row c of each batched method must match the single-client
+    method on client c's real rows to ``rtol``; regrouping (each client alone, and clients
+    (2, 0) as a cohort) must give bit-identical rows on NumPy, or rows within ``rtol`` on other
+    namespaces.
+    """
+    missing = [k for k in _COHORT_METHODS if not hasattr(model, k)]
+    if missing:
+        raise ValueError(f"model has no batched methods {missing} (see persafl_np.models.base)")
+    rtol = _positive(rtol, "rtol")
+    g = _rng(rng)
+    wn = _flat_params(w)
+    Xn, yn = to_numpy(X), to_numpy(y)
+    rows, mask_n = _probe_cohort(Xn, yn)
+    C, (m, d) = len(rows), Xn.shape
+    Xc = np.zeros((C, m, d), dtype=Xn.dtype)
+    yc = np.full((C, m), yn[0], dtype=yn.dtype)
+    for c, r in enumerate(rows):
+        Xc[c, : r.size], yc[c, : r.size] = Xn[r], yn[r]
+    u = _unit_rows(g.standard_normal((1, wn.size)))[0] * (0.5 * float(np.linalg.norm(wn)) + 0.5)
+    Wn = np.stack([wn, wn + u, wn - u]).astype(Xn.dtype)
+    Vn = g.standard_normal(Wn.shape).astype(Xn.dtype)
+    dev = [to_device_like(a, X) for a in (Wn, Vn, Xc, yc, mask_n.astype(Xn.dtype))]
+    W, V, Xd, yd, mask = dev
+
+    def run(idx: Any) -> dict[str, np.ndarray]:
+        if idx is None:
+            a = dev
+        else:
+            ii = to_device_like(np.asarray(idx), X)
+            a = [take_rows(t, ii) for t in dev]
+        return {
+            "loss": _host(model.loss_many(a[0], a[2], a[3], a[4])),
+            "grad": _host(model.grad_many(a[0], a[2], a[3], a[4])),
+            "hvp": _host(model.hvp_many(a[0], a[1], a[2], a[3], a[4])),
+            "predict": _host(model.predict_many(a[0], a[2])),
+        }
+
+    full = run(None)
+    worst, worst_name = 0.0, "loss"
+    for c, r in enumerate(rows):
+        Xr, yr = to_device_like(Xn[r], X), to_device_like(yn[r], X)
+        wc, vc = to_device_like(Wn[c], X), to_device_like(Vn[c], X)
+        single = {
+            "loss": _host(model.loss(wc, Xr, yr)),
+            "grad": _host(model.grad(wc, Xr, yr)),
+            "hvp": _host(model.hvp(wc, vc, Xr, yr)),
+            "predict": _host(model.predict(wc, to_device_like(Xc[c], X))),
+        }
+        for name, ref in single.items():
+            e = _rel(np.asarray(full[name][c]), ref)
+            if e > worst or math.isnan(e):
+                worst, worst_name = (math.inf if math.isnan(e) else e), name
+    bits, gdiff = True, 0.0
+    for idx in [[c] for c in range(C)] + [[2, 0]]:
+        part = run(idx)
+        for name, ref in full.items():
+            a, b = part[name], ref[np.asarray(idx)]
+            bits = bits and bool(np.array_equal(a, b))
+            gdiff = max(gdiff, _rel(a, b) if a.shape == b.shape else math.inf)
+    require_bits = array_namespace(Xd) is NUMPY_NAMESPACE
+    grouping_ok = bits if require_bits else gdiff <= rtol
+    return CohortCheck(
+        n_clients=C,
+        max_rel_error=worst,
+        worst_method=worst_name,
+        max_grouping_diff=gdiff,
+        bit_identical=bits,
+        require_bits=require_bits,
+        ok=bool(worst <= rtol and grouping_ok),
+    )
+
+
 def check_model(
     model: Model,
     X: Any,
@@ -523,7 +669,8 @@ def check_model(
 
     ``w`` defaults to ``model.init_params(rng, d)`` in ``X``'s namespace. The dense Hessian
     checks are skipped (``None``) when ``dense`` is false or the model has more than 256
-    parameters.
+    parameters. Models with batched methods also get :func:`check_cohort` (``cohort``);
+    it is ``None`` for a model without them.
     """
     model.check_data(X, y)
     g = _rng(rng)
@@ -554,4 +701,8 @@ def check_model(
             if use_dense else None
         ),
         grad_bound=check_grad_bound(gr, model.grad_bound(X, y), w, rng=g),
+        cohort=(
+            check_cohort(model, X, y, w, rng=g)
+            if all(hasattr(model, k) for k in _COHORT_METHODS) else None
+        ),
     )
