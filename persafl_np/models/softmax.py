@@ -46,7 +46,7 @@ from persafl_np.models.cohort import (
     one_hot_labels,
 )
 
-__all__ = ["SoftmaxRegression", "log_softmax", "one_hot"]
+__all__ = ["SoftmaxRegression", "log_softmax", "one_hot", "softmax", "softmax_jvp"]
 
 
 def one_hot(y: Any, n_classes: int, dtype: Any, validate: bool = False) -> Any:
@@ -62,6 +62,13 @@ def log_softmax(Z: Any) -> Any:
     xp = fast_namespace(Z)
     Zs = Z - xp.max(Z, axis=-1, keepdims=True)
     return Zs - xp.log(xp.sum(xp.exp(Zs), axis=-1, keepdims=True))
+
+
+def softmax(Z: Any) -> Any:
+    """Softmax along the last axis: E/ΣE with E = exp(Z − max), so exp never overflows."""
+    xp = fast_namespace(Z)
+    E = xp.exp(Z - xp.max(Z, axis=-1, keepdims=True))
+    return E / xp.sum(E, axis=-1, keepdims=True)
 
 
 def softmax_jvp(P: Any, U: Any) -> Any:
@@ -148,7 +155,7 @@ class SoftmaxRegression:
         return out + 0.5 * self.l2 * xp.sum(w * w) if self.l2 else out
 
     def _probs(self, xp: Any, W: Any, X: Any) -> Any:
-        return xp.exp(log_softmax(X @ W))
+        return softmax(X @ W)
 
     def grad(self, w: Any, X: Any, y: Any) -> Any:
         """∇f(w), eq. (SM-2)."""
@@ -202,7 +209,7 @@ class SoftmaxRegression:
 
     def _probs_many(self, xp: Any, W: Any, X: Any) -> Any:
         C, _, d = X.shape
-        return xp.exp(log_softmax(X @ xp.reshape(W, (C, d, self.n_classes))))
+        return softmax(X @ xp.reshape(W, (C, d, self.n_classes)))
 
     def loss_many(self, W: Any, X: Any, y: Any, mask: Any = None, *,
                   validate: bool = True) -> Any:
