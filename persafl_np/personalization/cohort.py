@@ -138,7 +138,8 @@ class CohortData:
 
     def _gather(self, A: Any, G: np.ndarray) -> Any:
         if self.numpy:
-            return A[G]
+            # a 1-D take is ~2x faster than fancy indexing with a 2-D index array
+            return A.take(G.reshape(-1), axis=0).reshape(G.shape + A.shape[1:])
         xp = self.xp
         flat = xp.take(A, to_device_like(G.reshape(-1), A), axis=0)
         return xp.reshape(flat, tuple(G.shape) + tuple(A.shape[1:]))
@@ -163,10 +164,11 @@ class CohortData:
         return self.X[o:o + m, ...], self.y[o:o + m, ...]
 
 
-def _add(acc: np.ndarray, v: Any) -> np.ndarray:
+def _add(acc: Any, v: Any) -> Any:
+    """Counter accumulation: Python ints while every step's cost is the same for all rows."""
     if isinstance(v, np.ndarray):
         return acc + v.astype(np.int64)
-    return acc + int(v)
+    return acc + v
 
 
 def local_update_many(
@@ -202,6 +204,9 @@ def local_update_many(
         if record:
             idx_list.extend(per)
         G = np.stack(per) + data.off[clients][:, None, None]   # (C, Q·k, b)
+        # one gather for the whole job, laid out (Q·k, C, b, d) so that every step's batch
+        # XB[s] is a C-contiguous (C, b, d) block (the kernels' grouping guarantee needs it)
+        XB, YB = data.rows(np.ascontiguousarray(G.transpose(1, 0, 2)))
     noise = None
     p = int(U.shape[1])
     if sigma > 0.0:
@@ -209,19 +214,16 @@ def local_update_many(
         scale = sigma / math.sqrt(p)
         nz = np.stack([samplers[c].normal((Q, p)) for c in range(C)]) * scale   # (C, Q, p)
         noise = xp.astype(to_device_like(nz, U), U.dtype)
-    n_grad = np.zeros(C, dtype=np.int64)
-    n_hvp = np.zeros(C, dtype=np.int64)
-    n_inner = np.zeros(C, dtype=np.int64)
+    n_grad: Any = 0
+    n_hvp: Any = 0
+    n_inner: Any = 0
     resid = np.zeros(C, dtype=np.float64)
     Y = U
     for q in range(Q):
         if full:
             batches = [(Xf, yf, mf)] * max(k, 1)
         else:
-            batches = []
-            for j in range(k):
-                Xb, yb = data.rows(G[:, q * k + j, :])
-                batches.append((Xb, yb, None))
+            batches = [(XB[q * k + j, ...], YB[q * k + j, ...], None) for j in range(k)]
         s = oracle.step_many(kern, Y, batches, warm)
         g = s.g if noise is None else s.g + noise[:, q, :]
         if rho:
@@ -238,4 +240,8 @@ def local_update_many(
         elif r > 0:
             resid = np.maximum(resid, r)
         warm = s.warm
-    return CohortUpdate(U - Y, n_grad, n_hvp, n_inner, resid, warm, idx_list)
+
+    def rows(v: Any) -> np.ndarray:
+        return v if isinstance(v, np.ndarray) else np.full(C, v, dtype=np.int64)
+
+    return CohortUpdate(U - Y, rows(n_grad), rows(n_hvp), rows(n_inner), resid, warm, idx_list)

@@ -17,9 +17,8 @@ generator ``G_i = default_rng(SeedSequence(seed, spawn_key=(1, i)))``:
 Cost per batch: one slice of an existing permutation (~1 µs), plus one ``permutation(m)``
 (~3 µs for m = 200) per pass.
 
-The state to checkpoint is small and JSON-able: the generator state *at the start of the
-current pass*, the position p, m, and the current generator state (the permutation is redrawn
-on load from the first, so a checkpoint costs O(1) per client, not O(m)).
+The state to checkpoint: the generator state, the position p, m (JSON-able) and the current
+permutation (an int array, :meth:`BatchSampler.state` / :meth:`BatchSampler.load_state`).
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ class BatchSampler:
     :class:`numpy.random.Generator` may be passed instead (used as is).
     """
 
-    __slots__ = ("_make", "gen", "m", "pass_state", "perm", "pos")
+    __slots__ = ("_make", "gen", "m", "perm", "pos")
 
     def __init__(self, make_rng: Callable[[], np.random.Generator] | np.random.Generator) -> None:
         if isinstance(make_rng, np.random.Generator):
@@ -51,7 +50,6 @@ class BatchSampler:
         self.perm: np.ndarray | None = None
         self.pos = 0
         self.m = 0
-        self.pass_state: dict | None = None
 
     def generator(self) -> np.random.Generator:
         """The client's generator (created on first use)."""
@@ -61,9 +59,7 @@ class BatchSampler:
         return g
 
     def _new_pass(self, m: int) -> None:
-        g = self.generator()
-        self.pass_state = g.bit_generator.state
-        self.perm = g.permutation(m)
+        self.perm = self.generator().permutation(m)
         self.pos, self.m = 0, m
 
     def take(self, m: int, b: int | None, k: int) -> np.ndarray | None:
@@ -98,24 +94,19 @@ class BatchSampler:
     def standard_normal(self, shape: Any) -> np.ndarray:
         return self.generator().standard_normal(shape)
 
-    # -- checkpoint state (JSON-able)
-    def state(self) -> dict | None:
+    # -- checkpoint state
+    def state(self) -> tuple[dict | None, np.ndarray | None]:
+        """(JSON-able dict or None if the generator was never used, current permutation)."""
         if self.gen is None:
-            return None
-        return {"gen": self.gen.bit_generator.state, "pass_state": self.pass_state,
-                "pos": self.pos, "m": self.m, "has_pass": self.perm is not None}
+            return None, None
+        return {"gen": self.gen.bit_generator.state, "pos": self.pos, "m": self.m}, self.perm
 
-    def load_state(self, s: dict | None) -> None:
+    def load_state(self, s: dict | None, perm: np.ndarray | None = None) -> None:
         if s is None:
             return
-        g = self.generator()
+        self.generator().bit_generator.state = s["gen"]
         self.pos, self.m = int(s["pos"]), int(s["m"])
-        self.pass_state = s["pass_state"]
-        self.perm = None
-        if s["has_pass"]:
-            g.bit_generator.state = s["pass_state"]
-            self.perm = g.permutation(self.m)
-        g.bit_generator.state = s["gen"]
+        self.perm = None if perm is None else np.asarray(perm, dtype=np.int64).copy()
 
 
 def as_sampler(rng: Any) -> Any:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from heapq import heappop, heappush
 from typing import Any, NamedTuple
@@ -90,21 +91,31 @@ class TheoremMode:
             object.__setattr__(self, "policy", seq)
 
     def source(self, n: int, seed: int, K: int) -> _TheoremSource:
-        return _TheoremSource(self, n, seed)
+        return _TheoremSource(self, n, seed, K)
 
 
 class _TheoremSource:
-    def __init__(self, spec: TheoremMode, n: int, seed: int) -> None:
-        self.spec, self.n = spec, n
+    """Runtime of :class:`TheoremMode`.
+
+    Look-ahead (theory/simulator.md §3.1): the arrivals are a function of the server stream and
+    the version sequence alone, and the version after j more arrivals is known in advance
+    (v + ⌊(c + j)/K⌋, c the rule's buffer count), so :meth:`ahead` may pre-draw the coming
+    arrivals — in the same order, from the same stream — and hand the engine those whose pulled
+    version already exists, to be computed together. ``next`` then serves the queue first.
+    """
+
+    def __init__(self, spec: TheoremMode, n: int, seed: int, K: int = 1) -> None:
+        self.spec, self.n, self.K = spec, n, K
         self.rng = streams.server_rng(seed)
         self.k = 0
         self.jobs: list[tuple] = []
         self.dispatched: list[tuple[int, int]] = []
+        self.queue: deque[tuple[int, Arrival]] = deque()
 
     def start(self, version: int) -> None:
         pass
 
-    def next(self, version: int) -> Arrival:
+    def _draw(self, version: int) -> Arrival:
         # Documented stream use: first the client, then (policy "uniform", only when
         # min(τ, t) > 0) the staleness; with τ = 0 the stream is exactly SGD's client sequence.
         i = int(self.rng.integers(self.n))
@@ -120,6 +131,33 @@ class _TheoremSource:
         self.k += 1
         return Arrival(t, i, version - tau, tau, True, False, t, t)
 
+    def next(self, version: int) -> Arrival:
+        if self.queue:
+            v, a = self.queue.popleft()
+            if v != version:  # pragma: no cover - would be a bug in the version prediction
+                raise RuntimeError(f"theorem-mode look-ahead predicted version {v}, got {version}")
+            return a
+        return self._draw(version)
+
+    def ahead(self, version: int, count: int, client: int) -> list[tuple[int, int]]:
+        """Pre-draw the next arrivals (only when none is queued) and return (client, pulled)
+        of those computable now: pulled ≤ ``version``, clients distinct and ≠ ``client``
+        (a client's next job may depend on its previous one). Drawing stops at the first
+        arrival that is not; it stays queued. ``count``: the rule's buffered arrivals."""
+        if self.queue:
+            return []
+        out: list[tuple[int, int]] = []
+        seen = {client}
+        for j in range(self.n):
+            v = version + (count + 1 + j) // self.K
+            a = self._draw(v)
+            self.queue.append((v, a))
+            if a.pulled > version or a.client in seen:
+                break
+            seen.add(a.client)
+            out.append((a.client, a.pulled))
+        return out
+
     def after(self, a: Arrival, version: int) -> None:
         self.jobs.append((a.client, a.job_start, a.job_end, a.pulled, APPLIED))
 
@@ -127,11 +165,16 @@ class _TheoremSource:
         return max(0, version - self.spec.tau)
 
     def state(self) -> dict:
-        return {"rng": self.rng.bit_generator.state, "k": self.k}
+        return {"rng": self.rng.bit_generator.state, "k": self.k,
+                "queue": [[v, *a] for v, a in self.queue]}
 
     def load_state(self, s: dict) -> None:
         self.rng.bit_generator.state = s["rng"]
         self.k = int(s["k"])
+        self.queue = deque(
+            (int(q[0]), Arrival(float(q[1]), int(q[2]), int(q[3]), int(q[4]), bool(q[5]),
+                                bool(q[6]), float(q[7]), float(q[8])))
+            for q in s.get("queue", []))
 
 
 # --------------------------------------------------------------------------- event driven

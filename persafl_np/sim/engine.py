@@ -158,10 +158,10 @@ class _RecordedSampler:
     def normal(self, shape: tuple[int, ...]) -> np.ndarray:
         raise ValueError("recorded batches cannot replay the additive-noise oracle's draws")
 
-    def state(self) -> dict:
-        return {"k": self.k}
+    def state(self) -> tuple[dict, None]:
+        return {"k": self.k}, None
 
-    def load_state(self, s: dict | None) -> None:
+    def load_state(self, s: dict | None, perm: Any = None) -> None:
         if s is not None:
             self.k = int(s["k"])
 
@@ -209,6 +209,7 @@ class _Run:
         self.counters = {"n_grad": 0, "n_hvp": 0, "n_inner": 0, "wasted_grad": 0,
                          "wasted_hvp": 0, "arrivals": 0, "applied": 0, "max_staleness": 0}
         self.now = 0.0
+        self.eval_seconds = 0.0
         self.status, self.message = "ok", ""
         self.started = False
         self.xp = array_namespace(problem.w0)
@@ -229,7 +230,9 @@ class _Run:
         if self.alg.local_only:
             own = self.xp.stack([self.own.get(i, self.problem.w0) for i in range(self.n)])
             w = sum((own[i, ...] for i in range(1, self.n)), own[0, ...]) / self.n
+        t0 = _time.perf_counter()
         vals = self.evaluator(w, self._shares(), own)
+        self.eval_seconds += _time.perf_counter() - t0
         self.hist_rows.append((self.state.version, self.now, self.counters["arrivals"], *vals))
 
     def _finite(self, w: Any) -> bool:
@@ -319,6 +322,7 @@ class _Run:
         trace_append, c = self.trace.append, self.counters
         record, batch_log = self.record, self.batch_log
         update, nxt, after = rule.update, src.next, src.after
+        ahead = getattr(src, "ahead", None)
         oldest, finite = src.oldest_needed, self._finite
         eval_every, T = self.eval_every, self.T
         ndarray = np.ndarray
@@ -351,6 +355,9 @@ class _Run:
                 if r is None:
                     if i not in pending:  # theorem mode, replay: the job starts at its arrival
                         pending[i] = own.get(i, w0) if local else store[pulled]
+                        if ahead is not None:  # theorem mode: coming jobs computable now
+                            for j, pj in ahead(v_before, state.count, i):
+                                pending[j] = own.get(j, w0) if local else store[pj]
                     compute(i)
                     r = done.pop(i)
                 u, delta, g_i, h_i, in_i, wm, bidx = r
@@ -475,10 +482,16 @@ class _Run:
         for k in TRACE_DTYPE.names:
             arrays[f"trace_{k}"] = np.ascontiguousarray(tr[k])
         arrays["counts"] = self.counts
+        sampler_meta = {}
+        for i, smp in self.samplers.items():
+            st, perm = smp.state()
+            sampler_meta[str(i)] = st
+            if perm is not None:
+                arrays[f"perm_{i}"] = perm
         log = self.batch_log
         meta = {
             "version": self.state.version, "count": self.state.count, "store_lo": self.store_lo,
-            "samplers": {str(i): s.state() for i, s in self.samplers.items()},
+            "samplers": sampler_meta,
             "done": done_meta, "hist": self.hist_rows, "counters": self.counters,
             "now": self.now, "source": self.source.state(), "started": self.started,
             "jobs": self.source.jobs,
@@ -511,7 +524,7 @@ class _Run:
         self.store_lo = int(meta["store_lo"])
         self.samplers = {}
         for k, st in meta["samplers"].items():
-            self._sampler(int(k)).load_state(st)
+            self._sampler(int(k)).load_state(st, arr.get(f"perm_{k}"))
         tr = np.empty(arr["trace_time"].shape[0], dtype=TRACE_DTYPE)
         for k in TRACE_DTYPE.names:
             tr[k] = arr[f"trace_{k}"]
@@ -618,4 +631,5 @@ def run(
         r.step_until(0)
     res = r.result(config)
     res.counters["wall_seconds"] = _time.perf_counter() - t0
+    res.counters["eval_seconds"] = r.eval_seconds
     return res

@@ -54,7 +54,14 @@ class Evaluator:
         self.kern = Kernels(model)
         self.xp = array_namespace(problem.w0)
         self.n = problem.n_clients
-        self.train = CohortData([c[0] for c in problem.clients], [c[1] for c in problem.clients])
+        # Evaluation is exact and float64 whatever the run's dtype (a float32 run is evaluated
+        # at its iterate cast to float64; the prox point of ME is solved to 1e-10, out of
+        # float32's reach). The float64 copies exist only for runs in another dtype.
+        f64 = self.xp.float64
+        self.cast = problem.w0.dtype != f64
+        up = (lambda a: self.xp.astype(a, f64)) if self.cast else (lambda a: a)  # noqa: E731
+        clients = [(up(c[0]), c[1], up(c[2]), c[3]) for c in problem.clients]
+        self.train = CohortData([c[0] for c in clients], [c[1] for c in clients])
         self.classifier = bool(getattr(model, "is_classifier", False))
         self.core = getattr(oracle, "base", oracle)
         # per-client constants, once per run (Moreau: the full-data L of every client)
@@ -66,11 +73,11 @@ class Evaluator:
                 L[cl] = self.core.smoothness_many(model, *self.train.full(cl))
             self.L = L
         self.test_clients = np.asarray(
-            [i for i, c in enumerate(problem.clients) if int(c[2].shape[0]) > 0], dtype=np.int64)
+            [i for i, c in enumerate(clients) if int(c[2].shape[0]) > 0], dtype=np.int64)
         self.test = None
         if self.classifier and self.test_clients.size:
-            self.test = CohortData([problem.clients[i][2] for i in self.test_clients.tolist()],
-                                   [problem.clients[i][3] for i in self.test_clients.tolist()])
+            self.test = CohortData([clients[i][2] for i in self.test_clients.tolist()],
+                                   [clients[i][3] for i in self.test_clients.tolist()])
 
     def _rows(self, w: Any, C: int) -> Any:
         if type(w) is np.ndarray:
@@ -81,6 +88,9 @@ class Evaluator:
     def __call__(self, w: Any, shares: np.ndarray, own: Any = None) -> tuple:
         """Evaluate at w; ``own`` (n, p): the local-only clients' models (θ_i = own[i])."""
         xp, n, core, kern = self.xp, self.n, self.core, self.kern
+        if self.cast:
+            w = xp.astype(w, xp.float64)
+            own = None if own is None else xp.astype(own, xp.float64)
         g_mean = g_w = None
         F = 0.0
         for a in range(0, n, EVAL_CHUNK):
@@ -114,9 +124,8 @@ class Evaluator:
                     theta = core.personalize_many(kern, W, X, y, mask,
                                                   None if self.L is None else self.L[cl])
                 hit_p = to_numpy(xp.astype(kern.predict(theta, Xt) == yt, xp.int64))
-                real = self.test.full_idx[loc] < self.test.full_idx.max() + 1
-                if self.test.full_mask is not None:
-                    real = self.test.full_mask[loc]
+                real = (np.ones(Xt.shape[:2], dtype=bool) if self.test.full_mask is None
+                        else self.test.full_mask[loc])
                 mt_c = self.test.m[loc]
                 correct += int(np.sum(np.asarray(hit)[real]))
                 total += int(mt_c.sum())
