@@ -55,6 +55,7 @@ __all__ = [
     "DerivativeCheck",
     "LipschitzCheck",
     "ModelCheck",
+    "OracleCheck",
     "check_cohort",
     "check_grad",
     "check_grad_bound",
@@ -62,6 +63,7 @@ __all__ = [
     "check_hessian_lipschitz",
     "check_hvp",
     "check_model",
+    "check_oracle",
     "check_smoothness",
 ]
 
@@ -706,3 +708,160 @@ def check_model(
             if all(hasattr(model, k) for k in _COHORT_METHODS) else None
         ),
     )
+
+
+# ------------------------------------------------------------------ oracles (check_oracle)
+@dataclass(frozen=True)
+class OracleCheck:
+    """Result of :func:`check_oracle` (a personalization oracle on one data set).
+
+    Attributes
+    ----------
+    grad: ``oracle.grad`` against central differences of ``oracle.value`` (eq. (CHK-1));
+        required only when ``grad_exact`` (the oracle's ``exact_grad``, default True).
+    grad_exact: the oracle declares ``grad`` = ∇F_i (False: first-order MAML, fixed-K Moreau).
+    max_rel_error: max over the compared quantities ("step", "local_update", "value", "grad",
+        "personalize") and clients of max|stacked − single| / max|single|.
+    worst: the quantity attaining ``max_rel_error``.
+    counters_equal: the stacked counters (n_grad, n_hvp, n_inner) equal the single ones.
+    bit_identical: ``local_update_many`` rows are the same bits for every grouping (NumPy;
+        ≤ ``rtol`` required elsewhere).
+    ok: everything within tolerance.
+    """
+
+    grad: DerivativeCheck
+    grad_exact: bool
+    max_rel_error: float
+    worst: str
+    counters_equal: bool
+    bit_identical: bool
+    ok: bool
+
+
+class _FixedBatches:
+    """A sampler that hands out given batches in order (same interface as BatchSampler)."""
+
+    def __init__(self, batches: list[np.ndarray]) -> None:
+        self.batches, self.k = batches, 0
+
+    def take(self, m: int, b: int | None, k: int) -> np.ndarray | None:
+        if b is None or b >= m:
+            return None
+        out = np.stack(self.batches[self.k:self.k + k])
+        self.k += k
+        return out
+
+
+def check_oracle(
+    oracle: Any,
+    model: Any,
+    X: Any,
+    y: Any,
+    w: Any = None,
+    *,
+    batch_size: int = 4,
+    rng: np.random.Generator | int | None = None,
+    rtol: float = 1e-10,
+) -> OracleCheck:
+    """Conformance of a personalization oracle (theory/personalization.md §1, eq. (LOC-C)).
+
+    * ``grad`` is checked against finite differences of ``value`` at w (full batch);
+    * on a probe cohort of three clients built from (X, y) (all rows, the first half, every
+      other row reversed: unequal sizes), each stacked method is compared with the single-client
+      one, to ``rtol`` relative: ``step_many`` against ``step`` on the same mini-batches of
+      ``batch_size`` rows; ``local_update_many`` against ``local_update`` (Q = 3, with and
+      without a proximal term, samplers from equal seeds; counters must be equal);
+      ``value_grad_many``/``personalize_many`` against ``value``/``grad``/``personalize`` on the
+      clients' full (padded) data;
+    * ``local_update_many`` on the whole cohort against each client alone: bit-identical rows on
+      NumPy (the engine's grouping invariance), ≤ ``rtol`` on other namespaces.
+    """
+    from persafl_np.personalization.cohort import CohortData, Kernels, local_update_many
+    from persafl_np.personalization.local import local_update
+    from persafl_np.personalization.sampling import BatchSampler
+
+    rtol = _positive(rtol, "rtol")
+    g = _rng(rng)
+    Xn, yn = to_numpy(X), to_numpy(y)
+    m, d = Xn.shape
+    b = _count(batch_size, "batch_size")
+    if w is None:
+        w = to_device_like(model.init_params(g, d), X)
+    grad = check_grad(lambda a: oracle.value(model, a, X, y),
+                      lambda a: oracle.grad(model, a, X, y), w, rng=g)
+    rows, _ = _probe_cohort(Xn, yn)
+    Xs = [to_device_like(Xn[r], X) for r in rows]
+    ys = [to_device_like(yn[r], y) for r in rows]
+    C = len(rows)
+    xp = array_namespace(w, X)
+    wn = _flat_params(w)
+    u = _unit_rows(g.standard_normal((1, wn.size)))[0] * (0.1 * float(np.linalg.norm(wn)) + 0.1)
+    Wn = np.stack([wn, wn + u, wn - u]).astype(Xn.dtype)
+    W = to_device_like(Wn, X)
+    kern = Kernels(model)
+    data = CohortData(Xs, ys)
+    errs: dict[str, float] = {}
+
+    def note(name: str, a: Any, ref: Any) -> None:
+        errs[name] = max(errs.get(name, 0.0), _rel(_host(a), _host(ref)))
+
+    # step_many vs step on the same mini-batches (clients with more than b rows)
+    k = max(1, oracle.batches_per_step(b))
+    mini = [c for c in range(C) if rows[c].size > b]
+    if mini and oracle.batches_per_step(b) > 0:
+        picks = {c: [g.permutation(rows[c].size)[:b] for _ in range(k)] for c in mini}
+        batches = []
+        for j in range(k):
+            Xb = xp.stack([take_rows(Xs[c], picks[c][j]) for c in mini])
+            yb = xp.stack([take_rows(ys[c], picks[c][j]) for c in mini])
+            batches.append((Xb, yb, None))
+        Wm = xp.stack([W[c, ...] for c in mini])
+        s = oracle.step_many(kern, Wm, batches, None)
+        for r, c in enumerate(mini):
+            one = oracle.step(model, W[c, ...], Xs[c], ys[c], _FixedBatches(picks[c]), b)
+            note("step", s.g[r, ...], one.g)
+    # local_update_many vs local_update, and grouping invariance
+    counters_equal = True
+    bits = True
+    idx = np.arange(C, dtype=np.int64)
+    for prox in (0.0, 0.5):
+        for group in (idx[[c for c in range(C) if rows[c].size > b]],
+                      idx[[c for c in range(C) if rows[c].size <= b]], idx):
+            if group.size == 0:
+                continue
+            bsz = b if group is not idx else None
+            samplers = [BatchSampler(np.random.default_rng(100 + int(c))) for c in group]
+            Wg = xp.stack([W[int(c), ...] for c in group])
+            res = local_update_many(oracle, kern, data, group, Wg, samplers, 3, 0.05, bsz,
+                                    prox, None)
+            for r, c in enumerate(group.tolist()):
+                one = local_update(oracle, model, W[c, ...], Xs[c], ys[c], 3, 0.05,
+                                   BatchSampler(np.random.default_rng(100 + c)), bsz,
+                                   prox=prox)
+                note("local_update", res.delta[r, ...], one.delta)
+                counters_equal &= (int(res.n_grad[r]), int(res.n_hvp[r]),
+                                   int(res.n_inner[r])) == (one.n_grad, one.n_hvp, one.n_inner)
+                alone = local_update_many(oracle, kern, data, group[r:r + 1],
+                                          Wg[r:r + 1, ...],
+                                          [BatchSampler(np.random.default_rng(100 + c))], 3,
+                                          0.05, bsz, prox, None)
+                a, ref = _host(alone.delta[0, ...]), _host(res.delta[r, ...])
+                if type(W) is np.ndarray:
+                    bits &= bool(np.array_equal(a, ref))
+                else:
+                    bits &= _rel(a, ref) <= rtol
+    # full-batch value / grad / personalize
+    core = getattr(oracle, "base", oracle)
+    Xf, yf, mf = data.full(idx)
+    Fc, G = core.value_grad_many(kern, W, Xf, yf, mf)
+    P = core.personalize_many(kern, W, Xf, yf, mf)
+    for c in range(C):
+        note("value", Fc[c], oracle.value(model, W[c, ...], Xs[c], ys[c]))
+        note("grad", G[c, ...], oracle.grad(model, W[c, ...], Xs[c], ys[c]))
+        note("personalize", P[c, ...], oracle.personalize(model, W[c, ...], Xs[c], ys[c]))
+    worst = max(errs, key=errs.get)
+    err = errs[worst]
+    exact = bool(getattr(oracle, "exact_grad", True))
+    return OracleCheck(grad=grad, grad_exact=exact, max_rel_error=err, worst=worst,
+                       counters_equal=counters_equal, bit_identical=bits,
+                       ok=(grad.ok or not exact) and err <= rtol and counters_equal and bits)

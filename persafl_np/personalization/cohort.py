@@ -189,7 +189,7 @@ def local_update_many(
     C = len(clients)
     xp = data.xp
     k = oracle.batches_per_step(batch_size)
-    full = batch_size is None or bool(np.all(data.m[clients] <= batch_size))
+    full = k == 0 or batch_size is None or bool(np.all(data.m[clients] <= batch_size))
     sigma = float(getattr(oracle, "sigma", 0.0)) if getattr(oracle, "adds_noise", False) else 0.0
     idx_list: list | None = [] if record else None
     if full:
@@ -221,7 +221,7 @@ def local_update_many(
     Y = U
     for q in range(Q):
         if full:
-            batches = [(Xf, yf, mf)] * max(k, 1)
+            batches = [(Xf, yf, mf)] * 3  # D = D′ = D″ = all rows (any oracle)
         else:
             batches = [(XB[q * k + j, ...], YB[q * k + j, ...], None) for j in range(k)]
         s = oracle.step_many(kern, Y, batches, warm)

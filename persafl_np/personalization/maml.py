@@ -169,6 +169,12 @@ class MAML:
         g, n_grad, n_hvp = self._direction(model, w, *batches)
         return OracleStep(g=g, n_grad=n_grad, n_hvp=n_hvp)
 
+    @property
+    def exact_grad(self) -> bool:
+        """``grad`` is ∇F_i (exact; Hessian-free to ~1e-10); first order drops the Hessian term
+        (eq. (MAML-6)), a biased direction that finite differences of F_i do not match."""
+        return self.hessian != "first_order" or self.alpha == 0.0
+
     def batches_per_step(self, batch_size: int | None) -> int:
         """D, D′, D″ (exact, hessian_free); D, D′ (first_order); one batch when α = 0."""
         if self.alpha == 0.0:

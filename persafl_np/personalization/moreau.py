@@ -381,6 +381,12 @@ class MoreauEnvelope:
             warm=res.theta if self.warm_start else None,
         )
 
+    @property
+    def exact_grad(self) -> bool:
+        """``grad`` is ∇F_i to the inner tolerance (eq. (ME-6)); with a fixed iteration count
+        and no tolerance it is the K-step approximation, not ∇F_i."""
+        return self.tol is not None
+
     def batches_per_step(self, batch_size: int | None) -> int:
         """One batch D per step (eq. (ME-9))."""
         return 1

@@ -81,6 +81,10 @@ class AdditiveNoise:
             warm=s.warm,
         )
 
+    @property
+    def exact_grad(self) -> bool:
+        return bool(getattr(self.base, "exact_grad", True))
+
     def batches_per_step(self, batch_size: int | None) -> int:
         """No batch is drawn: the base oracle runs on the full batch (module docstring)."""
         return 0

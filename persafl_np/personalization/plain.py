@@ -43,6 +43,11 @@ class Plain:
         idx = sample_batch(rng, X.shape[0], batch_size)
         return OracleStep(g=model.grad(w, take_rows(X, idx), take_rows(y, idx)), n_grad=1)
 
+    @property
+    def exact_grad(self) -> bool:
+        """``grad`` is ∇F_i exactly (what :func:`~persafl_np.checks.check_oracle` verifies)."""
+        return True
+
     def batches_per_step(self, batch_size: int | None) -> int:
         """One batch D per step."""
         return 1

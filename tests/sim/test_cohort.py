@@ -52,6 +52,10 @@ CASES = {
     "theorem": (MoreauEnvelope(5.0, inner_tol=1e-8), Algorithm(persafl(0.5), Q=2, eta=0.1,
                                                                batch_size=4),
                 TheoremMode(tau=3)),
+    "theorem_fedbuff_max": (Plain(), Algorithm(fedbuff(1.0, 3), Q=2, eta=0.1, batch_size=4),
+                            TheoremMode(tau=4, policy="max")),
+    "theorem_local": (Plain(), Algorithm(local_only(), Q=2, eta=0.1, batch_size=4),
+                      TheoremMode(tau=2, policy="max")),
 }
 
 
@@ -86,7 +90,8 @@ def test_float32_grouping_and_dtype():
     assert not np.array_equal(a.params, c.params)
 
 
-@pytest.mark.parametrize("name", ["plain_event", "moreau_warm", "sync_rounds", "local_only"])
+@pytest.mark.parametrize("name", ["plain_event", "moreau_warm", "sync_rounds", "local_only",
+                                  "theorem_fedbuff_max"])
 def test_resume_in_the_middle_of_a_batch(name, tmp_path):
     """The checkpoint is written while jobs are pending (computed or not) and resumed under a
     different cohort size: bit-identical to the uninterrupted run."""
@@ -141,3 +146,52 @@ def test_event_store_keeps_only_the_current_model(make_problem):
     r.step_until(50)
     assert list(r.store) == [50]
     assert len(r.pending) + len(r.done) == 6
+
+
+def test_theorem_look_ahead_batches_tau_plus_one_jobs(make_problem):
+    """Under the max policy the coming τ arrivals pull versions that exist: the engine computes
+    them with the current one (≈ τ + 1 per batch), with the same results as one at a time."""
+    from persafl_np.sim import engine
+
+    sizes = []
+    orig = engine._Run._compute_group
+
+    def spy(self, g):
+        sizes.append(len(g))
+        return orig(self, g)
+
+    prob = make_problem(n=40)
+    alg = Algorithm(persafl(0.5), Q=1, eta=0.05, batch_size=4)
+    engine._Run._compute_group = spy
+    try:
+        a = run(prob, alg, TheoremMode(tau=6, policy="max"), T=60, seed=1, cohort_size=64)
+    finally:
+        engine._Run._compute_group = orig
+    b = run(prob, alg, TheoremMode(tau=6, policy="max"), T=60, seed=1, cohort_size=1)
+    assert a.digest() == b.digest()
+    assert max(sizes) == 7 and np.mean(sizes) > 3
+
+
+def test_config_fields_and_cli_record_batches(tmp_path):
+    from persafl_np.cli import main
+    from persafl_np.config import SimConfig, load_config
+
+    for bad, match in (({"dtype": "float16"}, "dtype"), ({"cohort_size": 0}, "cohort_size"),
+                       ({"record_batches": "yes"}, "record_batches")):
+        with pytest.raises(ValueError, match=match):
+            SimConfig.from_dict(bad)
+    cfg = SimConfig.from_dict({"T": 12, "dtype": "float32", "cohort_size": 5,
+                               "algorithm": {"Q": 2, "batch_size": 3},
+                               "arrivals": {"mode": "event"}})
+    path = tmp_path / "c.toml"
+    path.write_text(cfg.to_toml())
+    assert load_config(path) == cfg
+    assert main(["run", str(path), "--out", str(tmp_path / "a"), "--record-batches",
+                 "--quiet"]) == 0
+    assert (tmp_path / "a" / "batches.npz").exists()
+    assert load_config(tmp_path / "a" / "config.toml").record_batches is True
+    assert main(["run", str(path), "--out", str(tmp_path / "b"), "--quiet",
+                 "--replay", str(tmp_path / "a" / "trace.csv"),
+                 "--batches", str(tmp_path / "a" / "batches.npz")]) == 0
+    with np.load(tmp_path / "a" / "final.npz") as fa, np.load(tmp_path / "b" / "final.npz") as fb:
+        np.testing.assert_array_equal(fa["params"], fb["params"])
