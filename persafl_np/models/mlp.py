@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from persafl_np.backend import fast_namespace
+from persafl_np.backend import NUMPY_NAMESPACE, fast_namespace
 from persafl_np.models.base import (
     MAX_DENSE_HESSIAN,
     check_data,
@@ -49,7 +49,12 @@ from persafl_np.models.cohort import (
     client_counts,
     one_hot_labels,
 )
-from persafl_np.models.softmax import log_softmax, softmax_jvp
+from persafl_np.models.softmax import (
+    _np_label_flat,
+    _np_probs_t,
+    log_softmax,
+    softmax_jvp,
+)
 
 __all__ = ["ACTIVATIONS", "MLP"]
 
@@ -257,6 +262,9 @@ class MLP:
                   validate: bool = True) -> Any:
         """(C, p) gradients by back-propagation, eq. (MLP-2), per client (eq. (CO-1))."""
         xp = self._check_many(W, X, y, mask, validate)
+        if xp is NUMPY_NAMESPACE:
+            g = self._np_grad_many(W, X, y, mask, validate)
+            return g + self.l2 * W if self.l2 else g
         fw = self._forward_many(xp, W, X)
         bw = self._backward_many(xp, fw, X, y, mask, validate)
         mT = xp.matrix_transpose
@@ -264,6 +272,33 @@ class MLP:
                  xp.sum(bw["D"], axis=-2))
         g = self._join(xp, parts, (X.shape[0],))
         return g + self.l2 * W if self.l2 else g
+
+    def _np_grad_many(self, W: np.ndarray, X: np.ndarray, y: np.ndarray, mask: Any,
+                      validate: bool) -> np.ndarray:
+        """Eq. (MLP-2) on NumPy: output layer class-major (n, K, m), in-place temporaries.
+
+        Same layout reasons as the softmax cohort kernels (``models/softmax.py``): the
+        per-sample softmax reduces along axis −2, labels enter by flat indexing.
+        """
+        n, _, d = X.shape
+        W1, b1, W2, b2 = self._split(NUMPY_NAMESPACE, W, d)
+        A = X @ W1
+        A += b1[:, None, :]
+        S, dS = _activation(NUMPY_NAMESPACE, self.activation, A, 1)
+        Dt = np.swapaxes(W2, -1, -2) @ np.swapaxes(S, -1, -2)      # Zᵀ (n, K, m)
+        Dt += b2[:, :, None]
+        Dt = _np_probs_t(Dt)
+        Dt.reshape(-1)[_np_label_flat(y, self.n_classes, validate)] -= 1.0
+        if mask is None:
+            Dt /= X.shape[1]
+        else:
+            Dt *= mask[:, None, :]
+            Dt /= np.sum(mask, axis=-1)[:, None, None]
+        dA = np.swapaxes(Dt, -1, -2) @ np.swapaxes(W2, -1, -2)      # (n, m, h)
+        dA *= dS
+        parts = (np.swapaxes(X, -1, -2) @ dA, np.sum(dA, axis=-2),
+                 S.transpose(0, 2, 1) @ Dt.transpose(0, 2, 1), np.sum(Dt, axis=-1))
+        return np.concatenate([np.reshape(p, (n, -1)) for p in parts], axis=-1)
 
     def hvp_many(self, W: Any, V: Any, X: Any, y: Any, mask: Any = None, *,
                  validate: bool = True) -> Any:
