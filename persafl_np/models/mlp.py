@@ -304,6 +304,9 @@ class MLP:
                  validate: bool = True) -> Any:
         """(C, p) products ∇²f_c(W[c]) V[c] by the R-operator, eq. (MLP-3), per client."""
         xp = self._check_many(W, X, y, mask, validate, V)
+        if xp is NUMPY_NAMESPACE:
+            hv = self._np_hvp_many(W, V, X, y, mask, validate)
+            return hv + self.l2 * V if self.l2 else hv
         fw = self._forward_many(xp, W, X, order=2)
         bw = self._backward_many(xp, fw, X, y, mask, validate)
         mT = xp.matrix_transpose
@@ -320,6 +323,50 @@ class MLP:
         parts = (mT(X) @ RdA, xp.sum(RdA, axis=-2), RgW2, xp.sum(RD, axis=-2))
         hv = self._join(xp, parts, (X.shape[0],))
         return hv + self.l2 * V if self.l2 else hv
+
+    def _np_hvp_many(self, W: np.ndarray, V: np.ndarray, X: np.ndarray, y: np.ndarray,
+                     mask: Any, validate: bool) -> np.ndarray:
+        """Eq. (MLP-3) on NumPy, the output layer class-major (see :meth:`_np_grad_many`)."""
+        n, m, d = X.shape
+        sw = np.swapaxes
+        W1, b1, W2, b2 = self._split(NUMPY_NAMESPACE, W, d)
+        VW1, Vb1, VW2, Vb2 = self._split(NUMPY_NAMESPACE, V, d)
+        A = X @ W1
+        A += b1[:, None, :]
+        S, dS, d2S = _activation(NUMPY_NAMESPACE, self.activation, A, 2)
+        Pt = sw(W2, -1, -2) @ sw(S, -1, -2)                          # Zᵀ (n, K, m)
+        Pt += b2[:, :, None]
+        Pt = _np_probs_t(Pt)
+        Dt = Pt.copy()
+        Dt.reshape(-1)[_np_label_flat(y, self.n_classes, validate)] -= 1.0
+        mask3 = None if mask is None else mask[:, None, :]
+        count = m if mask is None else np.sum(mask, axis=-1)[:, None, None]
+        if mask3 is not None:
+            Dt *= mask3
+        Dt /= count                                                 # Dᵀ = (P − Y)ᵀ/n_c
+        dSum = sw(Dt, -1, -2) @ sw(W2, -1, -2)                       # (n, m, h)
+        RA = X @ VW1
+        RA += Vb1[:, None, :]
+        RS = dS * RA
+        RZt = sw(W2, -1, -2) @ sw(RS, -1, -2)                        # (n, K, m)
+        RZt += sw(VW2, -1, -2) @ sw(S, -1, -2)
+        RZt += Vb2[:, :, None]
+        RZt *= Pt                                                   # P ⊙ RZ
+        Pt *= np.sum(RZt, axis=-2, keepdims=True)
+        RZt -= Pt                                                   # A(p) RZ, eq. (SM-2)
+        if mask3 is not None:
+            RZt *= mask3
+        RZt /= count                                                # R(D)ᵀ
+        RgW2 = sw(RS, -1, -2) @ sw(Dt, -1, -2)
+        RgW2 += sw(S, -1, -2) @ sw(RZt, -1, -2)
+        RdA = sw(RZt, -1, -2) @ sw(W2, -1, -2)
+        RdA += sw(Dt, -1, -2) @ sw(VW2, -1, -2)
+        RdA *= dS
+        dSum *= d2S
+        dSum *= RA
+        RdA += dSum
+        parts = (sw(X, -1, -2) @ RdA, np.sum(RdA, axis=-2), RgW2, np.sum(RZt, axis=-1))
+        return np.concatenate([np.reshape(p, (n, -1)) for p in parts], axis=-1)
 
     def predict_many(self, W: Any, X: Any, *, validate: bool = True) -> Any:
         """(C, m) labels argmax_k of each client's output logits."""
