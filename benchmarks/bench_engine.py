@@ -9,6 +9,9 @@
 2. per-event cost at n = 100, 10 000, 100 000 clients (all in flight, exponential job times),
    measured as the slope between two run lengths so one-off setup (the n initial dispatches)
    cancels;
+4. (``--big``) the issue-9 memory goal: 100 000 clients × 610 parameters (softmax, 61 features,
+   10 classes, 20 rows each), all in flight, Pareto(1.5) job times, plain clients, Q = 1,
+   batch 10, ``--big-arrivals`` arrivals (default 10⁶): peak RSS and wall time.
 3. end to end: PersA-FL with exact-MAML clients (α = 0.01), softmax regression on FedProx
    Synthetic(0.5, 0.5), 100 clients, Q = 5, η = 0.01, β = 1, batch 10, concurrency 10
    (FedBuff-style; with all 100 clients in flight the mean staleness is ≈ 94 and β = 1 is far
@@ -32,6 +35,7 @@ from persafl_np.algorithms import Algorithm, persafl
 from persafl_np.models import LeastSquares
 from persafl_np.personalization import Plain
 from persafl_np.personalization.base import OracleStep
+from persafl_np.personalization.cohort import ManyStep
 from persafl_np.sim import EventDriven, JobTime, Problem, TheoremMode, run
 
 
@@ -43,6 +47,12 @@ class NullOracle(Plain):
 
     def step(self, model, w, X, y, rng, batch_size, warm=None):  # noqa: ANN001
         return OracleStep(g=_ZERO, n_grad=1)
+
+    def batches_per_step(self, batch_size):  # noqa: ANN001
+        return 0
+
+    def step_many(self, kern, Y, batches, warm=None):  # noqa: ANN001
+        return ManyStep(np.zeros_like(Y), 1)
 
 
 _ZERO = np.zeros(1)
@@ -64,7 +74,12 @@ def _rate(prob: Problem, spec, T: int) -> float:  # noqa: ANN001
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller sizes (smoke run)")
+    ap.add_argument("--big", action="store_true", help="only section 4 (10^5 clients)")
+    ap.add_argument("--big-arrivals", type=int, default=1_000_000)
     args = ap.parse_args()
+    if args.big:
+        big(args.big_arrivals)
+        return
     T = 20_000 if args.quick else 100_000
     print("1. server events per second (n = 100)")
     print(f"{'oracle':<10} {'arrivals':<10} {'events/s':>12}")
@@ -109,6 +124,29 @@ def main() -> None:
           f"{h.grad_norm2[-1]:.4g}; acc global {h.acc_global[-1]:.3f}, personalized mean "
           f"{h.acc_pers_mean[-1]:.3f} min {h.acc_pers_min[-1]:.3f}; mean staleness "
           f"{res.trace.staleness.mean():.1f}")
+
+
+def big(arrivals: int) -> None:
+    """Section 4 of the module docstring."""
+    from persafl_np.models import SoftmaxRegression
+
+    n, m, d = 100_000, 20, 61
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n * m, d))
+    X[:, -1] = 1.0
+    y = rng.integers(0, 10, n * m)
+    clients = [(X[i * m:(i + 1) * m], y[i * m:(i + 1) * m]) for i in range(n)]
+    prob = Problem.build(SoftmaxRegression(10), Plain(), clients, seed=0)
+    alg = Algorithm(persafl(0.01), Q=1, eta=0.01, batch_size=10)
+    t0 = time.perf_counter()
+    res = run(prob, alg, EventDriven(job_time=JobTime("pareto", shape=1.5)), T=arrivals,
+              seed=0, eval_every=10**9)
+    wall = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    tr = res.trace
+    print(f"4. n = {n}, p = {prob.w0.shape[0]}, arrivals {len(tr)}: wall {wall:.0f} s "
+          f"(evaluation {res.counters['eval_seconds']:.0f} s), peak RSS {rss:.0f} MB, "
+          f"max staleness {int(tr.staleness.max())}, status {res.status}")
 
 
 if __name__ == "__main__":

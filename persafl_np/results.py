@@ -31,6 +31,7 @@ from persafl_np.atomic import atomic_write_npz, atomic_write_text
 
 __all__ = [
     "HISTORY_FIELDS",
+    "JOB_DTYPE",
     "TRACE_DTYPE",
     "RowBuffer",
     "TRACE_FIELDS",
@@ -51,6 +52,11 @@ JOB_STATUS = ("applied", "dropped", "failed")
 TRACE_DTYPE = np.dtype([("time", np.float64), ("step", np.int64), ("client", np.int64),
                         ("pulled_version", np.int64), ("staleness", np.int64),
                         ("accepted", np.bool_), ("update_norm", np.float64)])
+
+
+#: One jobs.csv row as stored while a run grows (status: index into JOB_STATUS).
+JOB_DTYPE = np.dtype([("client", np.int64), ("start", np.float64), ("end", np.float64),
+                      ("pulled_version", np.int64), ("status", np.int64)])
 
 
 class RowBuffer:

@@ -11,7 +11,12 @@ Rules (theory brief B2–B6), with Δ = y_0 − y_Q the client's update and u it
 * ``fedbuff(η_g, K, s)``   (B3)  acc ← acc + s(τ)Δ; after K arrivals w ← w − η_g acc/K.
 * ``sync_average(β)``      (B5, B6, FedAvg) w ← w − β·mean_{i∈S}Δ_i at the end of a round
                            (= (1−β)w + β·mean w_i, pFedMe's mixing; β = 1 is FedAvg).
-* ``local_only()``         no server model: each client keeps its own (handled by the engine).
+* ``local_only()``         no server model: each client keeps its own w_i ← w_i − Δ_i, in the
+                           rule's state (``pull``/``client_models`` below).
+
+A rule may declare ``pull(state, i)`` — the model client i's next job starts from (default: the
+server model ``state.w``) — and ``client_models(state, n)`` — per-client models to evaluate and
+report (default: none). The engine uses only these, never the rule's name.
 """
 
 from __future__ import annotations
@@ -51,13 +56,14 @@ class Contribution(NamedTuple):
     """One client result reaching the server.
 
     delta: Δ = y_0 − y_Q; pulled: the model u = w^{t−τ} the job started from; staleness: τ;
-    flush: the last arrival of a synchronous round (buffering rules step now).
+    flush: the last arrival of a synchronous round (buffering rules step now); client: i.
     """
 
     delta: Any
     pulled: Any
     staleness: int
     flush: bool = False
+    client: int = -1
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,9 @@ class ServerRule:
 
     K: arrivals per server step when the buffer is full (1 for unbuffered rules).
     params: the rule's hyper-parameters, for reports and the resolved config.
+    pull: ``pull(state, i)`` → the model client i's next job starts from (None: ``state.w``).
+    client_models: ``client_models(state, n)`` → the n clients' own models (None: the rule
+        has only the server model).
     """
 
     name: str
@@ -73,6 +82,8 @@ class ServerRule:
     update: Callable[[ServerState, Contribution], ServerState]
     K: int = 1
     params: tuple[tuple[str, Any], ...] = ()
+    pull: Callable[[ServerState, int], Any] | None = None
+    client_models: Callable[[ServerState, int], list] | None = None
 
 
 def _pos(v: float, name: str) -> float:
@@ -140,9 +151,24 @@ def sync_average(beta: float = 1.0, clients_per_round: int = 10) -> ServerRule:
 
 
 def local_only() -> ServerRule:
-    """Each client trains alone on its own model (w_i ← w_i − Δ_i); the engine keeps the w_i."""
+    """Each client trains alone on its own model: w_i ← w_i − Δ_i (w_i = w⁰ until its first job).
+
+    The state's ``w`` stays w⁰; ``acc`` is the table {i: w_i} of the clients that have trained.
+    The one exception to "a rule never mutates its state": the table is updated in place (a
+    copy per arrival would cost O(n·d)); no other state object shares it.
+    """
+
+    def init(w0: Any) -> ServerState:
+        return ServerState(w=w0, version=0, acc={})
 
     def update(state: ServerState, c: Contribution) -> ServerState:
-        return ServerState(state.w, state.version + 1)
+        state.acc[c.client] = c.pulled - c.delta
+        return ServerState(state.w, state.version + 1, state.acc)
 
-    return ServerRule("local", _init, update, 1, ())
+    def pull(state: ServerState, i: int) -> Any:
+        return state.acc.get(i, state.w)
+
+    def client_models(state: ServerState, n: int) -> list:
+        return [state.acc.get(i, state.w) for i in range(n)]
+
+    return ServerRule("local", init, update, 1, (), pull, client_models)

@@ -11,10 +11,14 @@ Three *specifications* (frozen, validated, what a config holds):
   concurrency, staleness control.
 * :class:`Replay` — a recorded (client, pulled_version, accepted) sequence forced row by row.
 
-Each has ``source(n, seed, K)`` returning a runtime *source* with ``start(v)``,
-``next(v) -> Arrival | None``, ``after(arrival, v)``, ``oldest_needed(v)`` and
-``state()``/``load_state()`` (JSON-able, for checkpoints). The engine asks ``next`` for the next
-arrival, computes the client's update, applies it, then calls ``after`` with the new version.
+Each has ``source(n, seed, K)`` (the :class:`ArrivalSpec` protocol) returning a runtime
+*source*, the :class:`ArrivalSource` protocol: ``start(v)``, ``next(v) -> Arrival | None``,
+``after(arrival, v)``, ``oldest_needed(v)``, ``state()``/``load_state()`` (JSON-able, for
+checkpoints), the ``jobs`` table and the ``dispatched`` list. The engine asks ``next`` for the
+next arrival, computes the client's update (cohort execution, theory/simulator.md §3.1),
+applies it, then calls ``after`` with the new version. ``K`` (arrivals per server step of the
+rule) is used by theorem mode to predict versions for its look-ahead; event-driven and replay
+sources do not need it (their versions come from the engine).
 """
 
 from __future__ import annotations
@@ -24,11 +28,12 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 from heapq import heappop, heappush
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
 from persafl_np.arguments import check_int
+from persafl_np.results import JOB_DTYPE, RowBuffer
 from persafl_np.sim import streams
 from persafl_np.sim.events import ARRIVAL, FAILURE, START, EventQueue
 from persafl_np.sim.staleness import CONTROLS, block_safe
@@ -38,6 +43,8 @@ from persafl_np.sim.timing import JobTime, TraceJobTimes, load_job_trace, speeds
 __all__ = [
     "APPLIED",
     "Arrival",
+    "ArrivalSource",
+    "ArrivalSpec",
     "DROPPED",
     "EventDriven",
     "FAILED",
@@ -47,6 +54,40 @@ __all__ = [
 ]
 
 POLICIES = ("uniform", "max")
+
+
+@runtime_checkable
+class ArrivalSource(Protocol):
+    """The runtime of an arrival model, driven by the engine (module docstring).
+
+    ``dispatched``: (client, version) of every job started since the engine last looked whose
+    inputs are now fixed and that will not fail — the engine may compute it at any time
+    (theory/simulator.md §3.1); the engine empties the list. ``jobs``: the jobs.csv rows.
+    Sources that can tell coming jobs in advance may also offer
+    ``ahead(version, count, client) -> list[(client, pulled)]`` (theorem mode).
+    """
+
+    jobs: RowBuffer
+    dispatched: list[tuple[int, int]]
+
+    def start(self, version: int) -> None: ...
+
+    def next(self, version: int) -> Arrival | None: ...
+
+    def after(self, a: Arrival, version: int) -> None: ...
+
+    def oldest_needed(self, version: int) -> int: ...
+
+    def state(self) -> dict: ...
+
+    def load_state(self, s: dict) -> None: ...
+
+
+@runtime_checkable
+class ArrivalSpec(Protocol):
+    """A frozen arrival specification (what a config holds)."""
+
+    def source(self, n: int, seed: int, K: int) -> ArrivalSource: ...
 
 #: jobs.csv status codes.
 APPLIED, DROPPED, FAILED = 0, 1, 2
@@ -108,7 +149,7 @@ class _TheoremSource:
         self.spec, self.n, self.K = spec, n, K
         self.rng = streams.server_rng(seed)
         self.k = 0
-        self.jobs: list[tuple] = []
+        self.jobs = RowBuffer(JOB_DTYPE)
         self.dispatched: list[tuple[int, int]] = []
         self.queue: deque[tuple[int, Arrival]] = deque()
 
@@ -289,7 +330,7 @@ class _EventSource:
         self.held: list[tuple[int, float, int, float]] = []
         self.n_dropped = 0
         self.n_failed = 0
-        self.jobs: list[tuple] = []
+        self.jobs = RowBuffer(JOB_DTYPE)
         self.dispatched: list[tuple[int, int]] = []
 
     # -- job bookkeeping
@@ -487,7 +528,7 @@ class _RoundSource:
         self.rng = streams.server_rng(seed)
         self.pending: list[Arrival] = []
         self.now = 0.0
-        self.jobs: list[tuple] = []
+        self.jobs = RowBuffer(JOB_DTYPE)
         self.n_dropped = self.n_failed = 0
         self.dispatched: list[tuple[int, int]] = []
 
@@ -599,7 +640,7 @@ class _ReplaySource:
         suf = np.minimum.accumulate(np.asarray(spec.pulled[::-1] or (0,), dtype=np.int64))[::-1]
         self.suffix_min = suf.tolist() + [10**18]
         self.m = m
-        self.jobs: list[tuple] = []
+        self.jobs = RowBuffer(JOB_DTYPE)
         self.n_dropped = self.n_failed = 0
         self.dispatched: list[tuple[int, int]] = []
 
@@ -636,7 +677,7 @@ class _ReplaySource:
         self.k, self.n_dropped = int(s["k"]), int(s["n_dropped"])
 
 
-def make_source(arrivals: Any, n: int, seed: int, K: int, synchronous: bool) -> Any:
+def make_source(arrivals: Any, n: int, seed: int, K: int, synchronous: bool) -> ArrivalSource:
     """The runtime source for a spec (synchronous algorithms use rounds over its timing)."""
     if synchronous and not isinstance(arrivals, Replay):
         timing = arrivals if isinstance(arrivals, EventDriven) else None

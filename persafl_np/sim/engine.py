@@ -41,7 +41,7 @@ from persafl_np.atomic import atomic_write_npz, atomic_write_text
 from persafl_np.backend import array_namespace, to_device_like, to_numpy
 from persafl_np.personalization.cohort import CohortData, Kernels, local_update_many
 from persafl_np.personalization.sampling import BatchSampler
-from persafl_np.results import TRACE_DTYPE, History, RowBuffer, RunResult, Trace
+from persafl_np.results import JOB_DTYPE, TRACE_DTYPE, History, RowBuffer, RunResult, Trace
 from persafl_np.sim import streams
 from persafl_np.sim.arrivals import EventDriven, Replay, TheoremMode, make_source
 from persafl_np.sim.evaluation import Evaluator, evaluate
@@ -124,16 +124,6 @@ class Problem:
 #: flat beyond 64–128; 128 keeps the stacked gathers of a MAML cohort at ~30 MB.
 DEFAULT_COHORT_SIZE = 128
 
-_JOB_DTYPE = np.dtype([("client", np.int64), ("start", np.float64), ("end", np.float64),
-                       ("pulled_version", np.int64), ("status", np.int64)])
-
-
-def _columns(rows: list[tuple], dtype: np.dtype) -> dict[str, np.ndarray]:
-    """Row tuples → one contiguous array per field of ``dtype``."""
-    rec = np.fromiter(rows, dtype=dtype, count=len(rows))
-    return {k: np.ascontiguousarray(rec[k]) for k in dtype.names}
-
-
 class _RecordedSampler:
     """Replays one client's recorded batches (``record_batches``) instead of its stream."""
 
@@ -199,7 +189,6 @@ class _Run:
         self.store_lo = 0
         self.warm: dict[int, Any] = {}
         self.samplers: dict[int, Any] = {}
-        self.own: dict[int, Any] = {}
         self.pending: dict[int, Any] = {}
         self.done: dict[int, tuple] = {}
         self.counts = np.zeros(n, dtype=np.int64)
@@ -227,8 +216,9 @@ class _Run:
     def _eval(self) -> None:
         w = self.state.w
         own = None
-        if self.alg.local_only:
-            own = self.xp.stack([self.own.get(i, self.problem.w0) for i in range(self.n)])
+        models = self.alg.rule.client_models
+        if models is not None:
+            own = self.xp.stack(models(self.state, self.n))
             w = sum((own[i, ...] for i in range(1, self.n)), own[0, ...]) / self.n
         t0 = _time.perf_counter()
         vals = self.evaluator(w, self._shares(), own)
@@ -291,8 +281,17 @@ class _Run:
         )
         ng, nh, ni = res.n_grad.tolist(), res.n_hvp.tolist(), res.n_inner.tolist()
         D, Wn, done = res.delta, res.warm, self.done
+        # Rows are copied out of the (C, p) blocks: a straggler's result must not keep its whole
+        # cohort's block alive (memory O(outstanding jobs · p), not O(outstanding · C · p)).
+        if type(D) is np.ndarray:
+            Dr = [r.copy() for r in D]
+            Wr = None if Wn is None else [r.copy() for r in Wn]
+        else:
+            Dr = [xp.asarray(D[c, ...], copy=True) for c in range(len(g))]
+            Wr = None if Wn is None else [xp.asarray(Wn[c, ...], copy=True)
+                                          for c in range(len(g))]
         for c, j in enumerate(g):
-            done[j] = (us[c], D[c, ...], ng[c], nh[c], ni[c], None if Wn is None else Wn[c, ...],
+            done[j] = (us[c], Dr[c], ng[c], nh[c], ni[c], None if Wr is None else Wr[c],
                        None if res.batches is None else res.batches[c])
 
     def _flush(self) -> None:
@@ -303,15 +302,14 @@ class _Run:
 
     # -- main loop
     def step_until(self, stop_version: int) -> None:
-        alg, rule, src = self.alg, self.alg.rule, self.source
-        local = alg.local_only
-        w0 = self.problem.w0
-        pending, done, own = self.pending, self.done, self.own
+        rule, src = self.alg.rule, self.source
+        pull = rule.pull  # the rule's own per-client models (local-only), else the server's
+        pending, done = self.pending, self.done
         dispatched = src.dispatched
         if not self.started:
             src.start(0)
             for j, _ in dispatched:
-                pending[j] = own.get(j, w0) if local else self.state.w
+                pending[j] = self.state.w if pull is None else pull(self.state, j)
             dispatched.clear()
             self._eval()
             self.started = True
@@ -341,7 +339,7 @@ class _Run:
                 a = nxt(v_before)
                 if dispatched:  # jobs started by the source while advancing (START events)
                     for j, _ in dispatched:
-                        pending[j] = own.get(j, w0) if local else state.w
+                        pending[j] = state.w if pull is None else pull(state, j)
                     dispatched.clear()
                 if a is None:
                     self.status = "stalled"
@@ -354,10 +352,10 @@ class _Run:
                 r = done.pop(i, None)
                 if r is None:
                     if i not in pending:  # theorem mode, replay: the job starts at its arrival
-                        pending[i] = own.get(i, w0) if local else store[pulled]
+                        pending[i] = store[pulled] if pull is None else pull(state, i)
                         if ahead is not None:  # theorem mode: coming jobs computable now
                             for j, pj in ahead(v_before, state.count, i):
-                                pending[j] = own.get(j, w0) if local else store[pj]
+                                pending[j] = store[pj] if pull is None else pull(state, j)
                     compute(i)
                     r = done.pop(i)
                 u, delta, g_i, h_i, in_i, wm, bidx = r
@@ -375,9 +373,7 @@ class _Run:
                     norm = math.sqrt(float(delta @ delta))
                 trace_append((now, v_before, i, pulled, tau, accepted, norm))
                 if accepted:
-                    if local:
-                        own[i] = u - delta
-                    state = update(state, Contribution(delta, u, tau, flush))
+                    state = update(state, Contribution(delta, u, tau, flush, i))
                     counts[i] += 1
                     applied += 1
                     if tau > max_tau:
@@ -389,17 +385,20 @@ class _Run:
                 after(a, v)
                 if dispatched:
                     for j, _ in dispatched:
-                        pending[j] = own.get(j, w0) if local else state.w
+                        pending[j] = state.w if pull is None else pull(state, j)
                     dispatched.clear()
                 if v != v_before:
-                    w_new = own[i] if local else state.w
+                    w_new = state.w if pull is None else pull(state, i)
                     if not math.isfinite(norm) or not finite(w_new):
                         self.status = "diverged"
                         self.message = (
                             f"non-finite model at step {v} (arrival {arrivals}, client {i}, "
                             f"time {now:.6g}); run stopped, everything recorded before kept"
                         )
-                        state = ServerState(store[v_before], v_before)
+                        if pull is not None:  # keep the client's last finite model
+                            state.acc[i] = u
+                        state = ServerState(store[v_before], v_before,
+                                            state.acc if pull is not None else None)
                         break
                     store[v] = state.w
                     keep = oldest(v)
@@ -432,7 +431,7 @@ class _Run:
 
     def result(self, config: Any = None) -> RunResult:
         src = self.source
-        job_arrays = _columns(src.jobs, _JOB_DTYPE)
+        job_arrays = src.jobs.columns()
         counters = dict(self.counters)
         counters["dropped"] = int(getattr(src, "n_dropped", 0))
         counters["failed"] = int(getattr(src, "n_failed", 0))
@@ -440,9 +439,9 @@ class _Run:
         counters["time"] = float(self.now)
         client_params = None
         w = self.state.w
-        if self.alg.local_only:
-            own = [to_numpy(self.own.get(i, self.problem.w0)) for i in range(self.n)]
-            client_params = np.stack(own)
+        models = self.alg.rule.client_models
+        if models is not None:
+            client_params = np.stack([to_numpy(a) for a in models(self.state, self.n)])
             w = client_params.mean(axis=0)
         return RunResult(
             params=np.array(to_numpy(w), dtype=np.float64, copy=True),
@@ -461,14 +460,16 @@ class _Run:
         d.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, np.ndarray] = {}
         arrays["w"] = np.asarray(to_numpy(self.state.w))
-        if self.state.acc is not None:
-            arrays["acc"] = np.asarray(to_numpy(self.state.acc))
+        acc = self.state.acc
+        if isinstance(acc, dict):  # a rule's per-client model table (local-only)
+            for i, w in acc.items():
+                arrays[f"own_{i}"] = np.asarray(to_numpy(w))
+        elif acc is not None:
+            arrays["acc"] = np.asarray(to_numpy(acc))
         for v, w in self.store.items():
             arrays[f"store_{v}"] = np.asarray(to_numpy(w))
         for i, w in self.warm.items():
             arrays[f"warm_{i}"] = np.asarray(to_numpy(w))
-        for i, w in self.own.items():
-            arrays[f"own_{i}"] = np.asarray(to_numpy(w))
         done_meta = {}
         for i, (u, delta, g, h, inn, wm, bidx) in self.done.items():
             arrays[f"job_u_{i}"] = np.asarray(to_numpy(u))
@@ -481,6 +482,9 @@ class _Run:
         tr = self.trace.array()
         for k in TRACE_DTYPE.names:
             arrays[f"trace_{k}"] = np.ascontiguousarray(tr[k])
+        jb = self.source.jobs.array()
+        for k in JOB_DTYPE.names:
+            arrays[f"jobs_{k}"] = np.ascontiguousarray(jb[k])
         arrays["counts"] = self.counts
         sampler_meta = {}
         for i, smp in self.samplers.items():
@@ -494,7 +498,6 @@ class _Run:
             "samplers": sampler_meta,
             "done": done_meta, "hist": self.hist_rows, "counters": self.counters,
             "now": self.now, "source": self.source.state(), "started": self.started,
-            "jobs": self.source.jobs,
             "batch_log": [[a, i, None if r is None else r.tolist()] for a, i, r in log],
         }
         # npz first, then the JSON that refers to it: a reader seeing state.json sees both.
@@ -507,11 +510,12 @@ class _Run:
         with np.load(d / "state.npz", allow_pickle=False) as z:
             arr = {k: z[k] for k in z.files}
         dev = lambda a: to_device_like(a, like)  # noqa: E731
-        self.state = ServerState(dev(arr["w"]), int(meta["version"]),
-                                 dev(arr["acc"]) if "acc" in arr else None, int(meta["count"]))
+        acc = dev(arr["acc"]) if "acc" in arr else None
+        if self.alg.rule.pull is not None:
+            acc = {int(k[4:]): dev(v) for k, v in arr.items() if k.startswith("own_")}
+        self.state = ServerState(dev(arr["w"]), int(meta["version"]), acc, int(meta["count"]))
         self.store = {int(k[6:]): dev(v) for k, v in arr.items() if k.startswith("store_")}
         self.warm = {int(k[5:]): dev(v) for k, v in arr.items() if k.startswith("warm_")}
-        self.own = {int(k[4:]): dev(v) for k, v in arr.items() if k.startswith("own_")}
         self.pending = {}
         self.done = {}
         for k, (g, h, inn) in meta["done"].items():
@@ -535,7 +539,10 @@ class _Run:
         self.counters = meta["counters"]
         self.now = float(meta["now"])
         self.source.load_state(meta["source"])
-        self.source.jobs = [tuple(r) for r in meta["jobs"]]
+        jb = np.empty(arr["jobs_client"].shape[0], dtype=JOB_DTYPE)
+        for k in JOB_DTYPE.names:
+            jb[k] = arr[f"jobs_{k}"]
+        self.source.jobs = RowBuffer(JOB_DTYPE, jb)
         self.started = bool(meta["started"])
 
 
