@@ -72,6 +72,8 @@ class ServerRule:
 
     K: arrivals per server step when the buffer is full (1 for unbuffered rules).
     params: the rule's hyper-parameters, for reports and the resolved config.
+    needs_pulled: ``update`` reads ``Contribution.pulled`` (False lets the engine drop a
+        computed job's pulled model before its arrival; it then passes ``pulled=None``).
     pull: ``pull(state, i)`` → the model client i's next job starts from (None: ``state.w``).
     client_models: ``client_models(state, n)`` → the n clients' own models (None: the rule
         has only the server model).
@@ -82,6 +84,7 @@ class ServerRule:
     update: Callable[[ServerState, Contribution], ServerState]
     K: int = 1
     params: tuple[tuple[str, Any], ...] = ()
+    needs_pulled: bool = True
     pull: Callable[[ServerState, int], Any] | None = None
     client_models: Callable[[ServerState, int], list] | None = None
 
@@ -104,7 +107,7 @@ def persafl(beta: float = 1.0) -> ServerRule:
     def update(state: ServerState, c: Contribution) -> ServerState:
         return ServerState(state.w - beta * c.delta, state.version + 1)
 
-    return ServerRule("persafl", _init, update, 1, (("beta", beta),))
+    return ServerRule("persafl", _init, update, 1, (("beta", beta),), needs_pulled=False)
 
 
 def fedasync(alpha: float = 0.5, weight: StalenessWeight | None = None) -> ServerRule:
@@ -138,7 +141,8 @@ def fedbuff(eta_g: float = 1.0, K: int = 10, weight: StalenessWeight | None = No
         # A flushed partial buffer (synchronous round with dropouts) is averaged over what arrived.
         return ServerState(state.w - (eta_g / count) * acc, state.version + 1)
 
-    return ServerRule("fedbuff", _init, update, K, (("eta_g", eta_g), ("K", K), ("weight", s)))
+    return ServerRule("fedbuff", _init, update, K, (("eta_g", eta_g), ("K", K), ("weight", s)),
+                      needs_pulled=False)
 
 
 def sync_average(beta: float = 1.0, clients_per_round: int = 10) -> ServerRule:
@@ -146,7 +150,7 @@ def sync_average(beta: float = 1.0, clients_per_round: int = 10) -> ServerRule:
     rule = fedbuff(eta_g=beta, K=clients_per_round)
     return ServerRule(
         "sync_average", rule.init, rule.update, rule.K,
-        (("beta", float(beta)), ("clients_per_round", clients_per_round)),
+        (("beta", float(beta)), ("clients_per_round", clients_per_round)), needs_pulled=False,
     )
 
 
@@ -171,4 +175,4 @@ def local_only() -> ServerRule:
     def client_models(state: ServerState, n: int) -> list:
         return [state.acc.get(i, state.w) for i in range(n)]
 
-    return ServerRule("local", init, update, 1, (), pull, client_models)
+    return ServerRule("local", init, update, 1, (), True, pull, client_models)

@@ -121,16 +121,14 @@ class CohortData:
         self.off = np.concatenate([[0], np.cumsum(self.m)[:-1]]).astype(np.int64)
         self.m_max = int(self.m.max())
         self.d = int(Xs[0].shape[1])
-        self.X = xp.concat(list(Xs), axis=0)
-        self.y = xp.concat(list(ys), axis=0)
-        self.equal = bool(np.all(self.m == self.m_max))
-        # padded full-batch gather indices: row j < m_c of client c is off_c + j; padding rows
-        # point at an extra zero row appended at the end (label 0 / target 0)
+        # one copy of the rows, plus a zero row at index N that padding rows point at (label 0
+        # / target 0): rows 0..N−1 are the clients' rows in order
         N = int(self.m.sum())
-        zx = xp.zeros((1, self.d), dtype=self.X.dtype)
-        zy = xp.zeros((1,), dtype=self.y.dtype)
-        self.Xz = xp.concat([self.X, zx], axis=0)
-        self.yz = xp.concat([self.y, zy], axis=0)
+        zx = xp.zeros((1, self.d), dtype=Xs[0].dtype)
+        zy = xp.zeros((1,), dtype=ys[0].dtype)
+        self.Xz = xp.concat([*Xs, zx], axis=0)
+        self.yz = xp.concat([*ys, zy], axis=0)
+        self.equal = bool(np.all(self.m == self.m_max))
         j = np.arange(self.m_max, dtype=np.int64)
         real = j[None, :] < self.m[:, None]
         self.full_idx = np.where(real, self.off[:, None] + j[None, :], N)
@@ -146,7 +144,7 @@ class CohortData:
 
     def rows(self, G: np.ndarray) -> tuple[Any, Any]:
         """(X, y) of global row indices G (any shape): X G.shape + (d,), y G.shape."""
-        return self._gather(self.X, G), self._gather(self.y, G)
+        return self._gather(self.Xz, G), self._gather(self.yz, G)
 
     def full(self, clients: np.ndarray) -> tuple[Any, Any, Any]:
         """Padded full batches (X (C, m_max, d), y (C, m_max), mask (C, m_max) or None)."""
@@ -161,7 +159,7 @@ class CohortData:
     def client_full(self, i: int) -> tuple[Any, Any]:
         """Client i's own (unpadded) training rows."""
         o, m = int(self.off[i]), int(self.m[i])
-        return self.X[o:o + m, ...], self.y[o:o + m, ...]
+        return self.Xz[o:o + m, ...], self.yz[o:o + m, ...]
 
 
 def _add(acc: Any, v: Any) -> Any:

@@ -205,7 +205,7 @@ class _Run:
         self.data = CohortData([cl[0] for cl in problem.clients],
                                [cl[1] for cl in problem.clients])
         self.kern = Kernels(problem.model)
-        self.evaluator = Evaluator(problem)
+        self.evaluator = Evaluator(problem, self.data)
         self.zeros = self.xp.zeros_like(problem.w0)
 
     # -- helpers
@@ -290,8 +290,10 @@ class _Run:
             Dr = [xp.asarray(D[c, ...], copy=True) for c in range(len(g))]
             Wr = None if Wn is None else [xp.asarray(Wn[c, ...], copy=True)
                                           for c in range(len(g))]
+        keep_u = self.alg.rule.needs_pulled
         for c, j in enumerate(g):
-            done[j] = (us[c], Dr[c], ng[c], nh[c], ni[c], None if Wr is None else Wr[c],
+            done[j] = (us[c] if keep_u else None, Dr[c], ng[c], nh[c], ni[c],
+                       None if Wr is None else Wr[c],
                        None if res.batches is None else res.batches[c])
 
     def _flush(self) -> None:
@@ -472,7 +474,8 @@ class _Run:
             arrays[f"warm_{i}"] = np.asarray(to_numpy(w))
         done_meta = {}
         for i, (u, delta, g, h, inn, wm, bidx) in self.done.items():
-            arrays[f"job_u_{i}"] = np.asarray(to_numpy(u))
+            if u is not None:
+                arrays[f"job_u_{i}"] = np.asarray(to_numpy(u))
             arrays[f"job_delta_{i}"] = np.asarray(to_numpy(delta))
             if wm is not None:
                 arrays[f"job_warm_{i}"] = np.asarray(to_numpy(wm))
@@ -522,8 +525,9 @@ class _Run:
             i = int(k)
             wm = arr.get(f"job_warm_{i}")
             bidx = arr.get(f"job_idx_{i}")
-            self.done[i] = (dev(arr[f"job_u_{i}"]), dev(arr[f"job_delta_{i}"]), int(g), int(h),
-                            int(inn), None if wm is None else dev(wm), bidx)
+            u = arr.get(f"job_u_{i}")
+            self.done[i] = (None if u is None else dev(u), dev(arr[f"job_delta_{i}"]), int(g),
+                            int(h), int(inn), None if wm is None else dev(wm), bidx)
         self.counts = arr["counts"].astype(np.int64)
         self.store_lo = int(meta["store_lo"])
         self.samplers = {}

@@ -48,7 +48,9 @@ def evaluate(problem: Any, w: Any, shares: np.ndarray, own: list | None = None) 
 class Evaluator:
     """(SIM-EVAL) for one problem; see the module docstring."""
 
-    def __init__(self, problem: Any) -> None:
+    def __init__(self, problem: Any, train: CohortData | None = None) -> None:
+        """``train``: the run's cohort layout of the training rows, reused when the run is
+        float64 (saves a copy of the data)."""
         self.problem = problem
         model, oracle = problem.model, problem.oracle
         self.kern = Kernels(model)
@@ -61,7 +63,9 @@ class Evaluator:
         self.cast = problem.w0.dtype != f64
         up = (lambda a: self.xp.astype(a, f64)) if self.cast else (lambda a: a)  # noqa: E731
         clients = [(up(c[0]), c[1], up(c[2]), c[3]) for c in problem.clients]
-        self.train = CohortData([c[0] for c in clients], [c[1] for c in clients])
+        if train is None or self.cast:
+            train = CohortData([c[0] for c in clients], [c[1] for c in clients])
+        self.train = train
         self.classifier = bool(getattr(model, "is_classifier", False))
         self.core = getattr(oracle, "base", oracle)
         # per-client constants, once per run (Moreau: the full-data L of every client)
