@@ -6,14 +6,16 @@ objects from a :class:`~persafl_np.config.SimConfig` and calls it.
 
 Per arrival (client i, pulled version p, staleness τ, accepted?):
 
-1. u = w^p from the model store (the store keeps only versions some outstanding job or the
-   theorem-mode window still needs: O(min(τ, C)·d) memory, not O(T·d));
-2. Δ = local_update(oracle, model, u, X_i, y_i, Q, η, rng_i, b, warm_i, ρ) — eq. (LOC-1), or
-   (LOC-PROX) when the algorithm's prox ρ > 0; client i's batches come from its own stream,
-   so the update does not depend on other clients;
-3. if accepted, the server rule updates (w, t); else the work is counted as wasted;
-4. when t changes: NaN/Inf check (stop, keep everything so far), store w^t, evaluate every
-   ``eval_every`` steps and at t = T. Evaluation is exact full-batch and outside the clock.
+1. the job's result: computed when first needed, together with the other pending jobs (cohort
+   execution, theory/simulator.md §3.1): Δ of eq. (LOC-C) from the model the job pulled when
+   it was dispatched (pending jobs hold it: the store keeps only the current version — theorem
+   mode: the last τ + 1 — so memory is O(min(τ_max, C)·d)), with client i's batches from its
+   own stream (law (SIM-BATCH)), so the update does not depend on other clients or on the
+   grouping;
+2. if accepted, the server rule updates (w, t); else the work is counted as wasted;
+3. when t changes: NaN/Inf check (stop, keep everything so far), store w^t, evaluate every
+   ``eval_every`` steps and at t = T. Evaluation is exact, float64, full-batch and outside the
+   clock (:mod:`persafl_np.sim.evaluation`).
 
 Evaluated quantities at w = w^t (eq. (SIM-EVAL) of theory/simulator.md):
 ‖∇F(w)‖² with F = (1/n)Σ F_i; F(w); ‖Σ_i p_i ∇F_i(w)‖² with p_i the applied-update shares so far
