@@ -121,9 +121,11 @@ class Problem:
         return cls(model, oracle, tuple(clients), w0, n_classes)
 
 
-#: Default cohort limit (jobs computed together). Measured with benchmarks/bench_workload.py
-#: (100-client softmax workload): throughput grows up to ~the number of jobs in flight and is
-#: flat beyond 64–128; 128 keeps the stacked gathers of a MAML cohort at ~30 MB.
+#: Default cohort limit (jobs computed together). Measured on the 100-client softmax workload
+#: (float32, loaded 2-core machine, /tmp sweep noted in theory/simulator.md §3.1): client
+#: updates/s at cohort 1 / 8 / 32 / 128 = 182 / 769 / 806 / 687 (event mode, where batches are
+#: ~13 jobs anyway) and 199 / 892 / 1412 / 1717 (sync rounds of 100). 128 covers a 100-client
+#: round and keeps a MAML cohort's gathers at ~37 MB (float64).
 DEFAULT_COHORT_SIZE = 128
 
 class _RecordedSampler:
