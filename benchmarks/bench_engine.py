@@ -76,11 +76,15 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller sizes (smoke run)")
     ap.add_argument("--big", action="store_true", help="only section 4 (10^5 clients)")
     ap.add_argument("--big-arrivals", type=int, default=1_000_000)
+    ap.add_argument("--per-event-only", action="store_true", help="only section 2")
     args = ap.parse_args()
     if args.big:
         big(args.big_arrivals)
         return
     T = 20_000 if args.quick else 100_000
+    if args.per_event_only:
+        per_event(args.quick)
+        return
     print("1. server events per second (n = 100)")
     print(f"{'oracle':<10} {'arrivals':<10} {'events/s':>12}")
     for oname, oracle in (("null", NullOracle()), ("lsq d=1", Plain())):
@@ -90,9 +94,15 @@ def main() -> None:
             dt = _rate(prob, spec, T)
             print(f"{oname:<10} {aname:<10} {T / dt:>12,.0f}")
 
+    per_event(args.quick)
+    _end_to_end(args.quick)
+
+
+def per_event(quick: bool) -> None:
+    """Section 2 of the module docstring."""
     print("\n2. per-event cost vs n (null oracle, event-driven, all clients in flight)")
     print(f"{'n':>8} {'us/event':>10} {'setup s':>8} {'maxrss MB':>10}")
-    T1, T2 = (10_000, 30_000) if args.quick else (50_000, 150_000)
+    T1, T2 = (10_000, 30_000) if quick else (50_000, 150_000)
     for n in (100, 10_000, 100_000):
         prob = _problem(n, NullOracle())
         spec = EventDriven(job_time=JobTime("exponential"))
@@ -102,10 +112,12 @@ def main() -> None:
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"{n:>8} {per * 1e6:>10.2f} {setup:>8.2f} {rss:>10.0f}")
 
+
+def _end_to_end(quick: bool) -> None:
     print("\n3. end to end: PersA-FL-MAML, softmax, Synthetic(0.5,0.5), 100 clients, Q=5")
     from persafl_np.config import SimConfig, simulate
 
-    arrivals = 2_000 if args.quick else 10_000
+    arrivals = 2_000 if quick else 10_000
     cfg = SimConfig.from_dict({
         "seed": 0, "T": arrivals, "eval_every": arrivals // 5,
         "model": {"name": "softmax"}, "oracle": {"name": "maml", "alpha": 0.01},
