@@ -56,6 +56,10 @@ def _cast(a: Any, dtype: str) -> Any:
     return xp.astype(a, getattr(xp, dtype))
 
 
+def _floating(a: Any) -> bool:
+    return bool(array_namespace(a).isdtype(a.dtype, "real floating"))
+
+
 @dataclass(frozen=True)
 class Problem:
     """What is optimized: model f, oracle (F_i), per-client data, start point w⁰.
@@ -101,8 +105,9 @@ class Problem:
                 else:
                     raise ValueError(f"client {k}: expected (X, y) or (X, y, X_test, y_test)")
             model.check_data(tup[0], tup[1])
-            if dtype is not None:
-                tup = (_cast(tup[0], dtype), tup[1], _cast(tup[2], dtype), tup[3])
+            if dtype is not None:  # features, and regression targets (labels stay integers)
+                tup = tuple(_cast(a, dtype) if k % 2 == 0 or _floating(a) else a
+                            for k, a in enumerate(tup))
             clients.append(tup)
         if not clients:
             raise ValueError("data must contain at least one client")

@@ -195,3 +195,17 @@ def test_config_fields_and_cli_record_batches(tmp_path):
                  "--batches", str(tmp_path / "a" / "batches.npz")]) == 0
     with np.load(tmp_path / "a" / "final.npz") as fa, np.load(tmp_path / "b" / "final.npz") as fb:
         np.testing.assert_array_equal(fa["params"], fb["params"])
+
+
+def test_float32_regression_stays_float32(make_problem):
+    """float32 casts regression targets too (a float64 y would silently upcast every step)."""
+    base = make_problem(n=3)
+    prob = Problem.build(base.model, base.oracle, [c[:2] for c in base.clients], seed=0,
+                         dtype="float32")
+    assert prob.clients[0][1].dtype == np.float32
+    res = run(prob, Algorithm(persafl(0.5), Q=2, eta=0.05, batch_size=4), _EV, T=10, seed=0)
+    from persafl_np.sim.engine import _Run
+
+    r = _Run(prob, Algorithm(persafl(0.5), Q=2, eta=0.05, batch_size=4), _EV, 10, 0, 10, None)
+    r.step_until(10)
+    assert r.state.w.dtype == np.float32 and res.ok
