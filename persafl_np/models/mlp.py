@@ -53,7 +53,9 @@ from persafl_np.models.softmax import (
     _np_label_flat,
     _np_probs_t,
     log_softmax,
+    softmax,
     softmax_jvp,
+    to_class_major,
 )
 
 __all__ = ["ACTIVATIONS", "MLP"]
@@ -161,7 +163,7 @@ class MLP:
         return out + 0.5 * self.l2 * xp.sum(w * w) if self.l2 else out
 
     def _backward(self, xp: Any, fw: dict[str, Any], X: Any, y: Any) -> dict[str, Any]:
-        P = xp.exp(log_softmax(fw["Z"]))
+        P = softmax(fw["Z"])
         D = (P - one_hot_labels(xp, y, self.n_classes, X.dtype, validate=False)) / X.shape[0]
         dS = D @ fw["W2"].T
         return {"P": P, "D": D, "dSum": dS, "dA": dS * fw["dS"]}
@@ -237,7 +239,7 @@ class MLP:
     def _backward_many(self, xp: Any, fw: dict[str, Any], X: Any, y: Any, mask: Any,
                        validate: bool) -> dict[str, Any]:
         """D_c = mask ⊙ (P_c − Y_c)/n_c and the back-propagated dS, dA of eq. (MLP-2)."""
-        P = xp.exp(log_softmax(fw["Z"]))
+        P = softmax(fw["Z"])
         R = P - one_hot_labels(xp, y, self.n_classes, X.dtype, validate)
         n = client_counts(xp, X, mask)
         if mask is None:
@@ -285,9 +287,9 @@ class MLP:
         A = X @ W1
         A += b1[:, None, :]
         S, dS = _activation(NUMPY_NAMESPACE, self.activation, A, 1)
-        Dt = np.swapaxes(W2, -1, -2) @ np.swapaxes(S, -1, -2)      # Zᵀ (n, K, m)
-        Dt += b2[:, :, None]
-        Dt = _np_probs_t(Dt)
+        Z = S @ W2
+        Z += b2[:, None, :]
+        Dt = _np_probs_t(to_class_major(Z))                        # Pᵀ (n, K, m)
         Dt.reshape(-1)[_np_label_flat(y, self.n_classes, validate)] -= 1.0
         if mask is None:
             Dt /= X.shape[1]
@@ -334,9 +336,9 @@ class MLP:
         A = X @ W1
         A += b1[:, None, :]
         S, dS, d2S = _activation(NUMPY_NAMESPACE, self.activation, A, 2)
-        Pt = sw(W2, -1, -2) @ sw(S, -1, -2)                          # Zᵀ (n, K, m)
-        Pt += b2[:, :, None]
-        Pt = _np_probs_t(Pt)
+        Z = S @ W2
+        Z += b2[:, None, :]
+        Pt = _np_probs_t(to_class_major(Z))                          # Pᵀ (n, K, m)
         Dt = Pt.copy()
         Dt.reshape(-1)[_np_label_flat(y, self.n_classes, validate)] -= 1.0
         mask3 = None if mask is None else mask[:, None, :]
@@ -348,9 +350,10 @@ class MLP:
         RA = X @ VW1
         RA += Vb1[:, None, :]
         RS = dS * RA
-        RZt = sw(W2, -1, -2) @ sw(RS, -1, -2)                        # (n, K, m)
-        RZt += sw(VW2, -1, -2) @ sw(S, -1, -2)
-        RZt += Vb2[:, :, None]
+        RZ = RS @ W2
+        RZ += S @ VW2
+        RZ += Vb2[:, None, :]
+        RZt = to_class_major(RZ)                                    # R(Z)ᵀ (n, K, m)
         RZt *= Pt                                                   # P ⊙ RZ
         Pt *= np.sum(RZt, axis=-2, keepdims=True)
         RZt -= Pt                                                   # A(p) RZ, eq. (SM-2)

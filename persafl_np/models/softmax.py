@@ -46,7 +46,8 @@ from persafl_np.models.cohort import (
     one_hot_labels,
 )
 
-__all__ = ["SoftmaxRegression", "log_softmax", "one_hot", "softmax", "softmax_jvp"]
+__all__ = ["SoftmaxRegression", "log_softmax", "one_hot", "softmax", "softmax_jvp",
+           "to_class_major"]
 
 
 def one_hot(y: Any, n_classes: int, dtype: Any, validate: bool = False) -> Any:
@@ -87,9 +88,19 @@ def softmax_jvp(P: Any, U: Any) -> Any:
 # one-hot matrix. Every step is still one stacked-matmul slice, a reduction inside one client's
 # slice, or elementwise, so the results stay independent of the grouping (theory/models.md §CO).
 def _np_logits_t(W: np.ndarray, X: np.ndarray, K: int) -> np.ndarray:
-    """(n, K, m) logits Z_cᵀ = W_cᵀ X_cᵀ, a fresh C-contiguous array."""
+    """(n, K, m) logits Z_cᵀ, a fresh C-contiguous array.
+
+    Computed as X_c W_c (the single-client method's product, so the same BLAS call and the
+    same bits) and then copied transposed: a class-major product W_cᵀX_cᵀ rounds differently,
+    and for saturated probabilities p_y ≈ 1 that rounding is amplified in p_y − 1.
+    """
     n, _, d = X.shape
-    return np.reshape(W, (n, d, K)).transpose(0, 2, 1) @ X.transpose(0, 2, 1)
+    return to_class_major(X @ np.reshape(W, (n, d, K)))
+
+
+def to_class_major(Z: np.ndarray) -> np.ndarray:
+    """(n, m, K) → C-contiguous (n, K, m) copy."""
+    return np.ascontiguousarray(np.swapaxes(Z, -1, -2))
 
 
 def _np_label_flat(y: np.ndarray, K: int, validate: bool) -> np.ndarray:
