@@ -6,6 +6,10 @@ Prints two tables (medians of ``--repeat`` timed calls, after a warm-up):
 1. per model: time of one exact-MAML / Hessian-free / first-order stochastic step divided by
    one Plain stochastic step (goal for exact MAML: ≤ 4×, i.e. two gradients + one HVP);
 2. Moreau envelope: time of one mini-batch step with K fixed inner GD steps divided by Plain.
+3. absolute µs per client step at FL batch sizes b = 10, 20, 32 on the workload's softmax
+   (d = 61, 10 classes): bare NumPy (the reference's hand-written gradient + update), one
+   single-client ``oracle.step``, and the cohort path (``local_update_many``, C = 100 jobs,
+   Q = 10 steps, time / (C·Q)) for Plain, exact MAML and Moreau (K = 5, fixed L).
 
 Measured, never asserted (timings depend on the machine).
 """
@@ -65,7 +69,11 @@ def main() -> None:
     ap.add_argument("--m", type=int, default=2000)
     ap.add_argument("--d", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=200)
+    ap.add_argument("--absolute-only", action="store_true", help="only table 3")
     a = ap.parse_args()
+    if a.absolute_only:
+        absolute(a.repeat)
+        return
     problems, X, rng = _problems(a.m, a.d)
     print(f"m={a.m} d={a.d} batch={a.batch} repeat={a.repeat}  (ratios to one Plain step)")
     print(f"{'model':16s} {'p':>6s} {'plain us':>9s} {'exact':>7s} {'HF':>7s} {'FO':>7s}")
@@ -102,6 +110,59 @@ def main() -> None:
             o = MoreauEnvelope(30 * L, inner_steps=10)
             uncached = _step_time(o, model, w, X, y, a.batch, a.repeat // 4) / base
         print(f"{name:16s} " + " ".join(f"{v:7.1f}" for v in row) + f" {uncached:8.1f}")
+    absolute(a.repeat)
+
+
+def absolute(repeat: int) -> None:
+    """Section 3 of the module docstring."""
+    from persafl_np.personalization.cohort import CohortData, Kernels
+
+    rng = np.random.default_rng(0)
+    n, m, d, K = 100, 200, 61, 10
+    Xs = [rng.normal(size=(m, d)) for _ in range(n)]
+    ys = [rng.integers(0, K, m) for _ in range(n)]
+    M = SoftmaxRegression(K)
+    data, kern = CohortData(Xs, ys), Kernels(M)
+    w = M.init_params(rng, d)
+    print("\nabsolute us per client step, softmax d=61 C=10 (cohort: 100 jobs x Q=10)")
+    print(f"{'b':>3s} {'bare numpy':>11s} {'Plain.step':>11s} {'cohort plain':>13s} "
+          f"{'cohort MAML':>12s} {'cohort ME K=5':>14s}")
+    for b in (10, 20, 32):
+        _absolute_row(b, Xs, ys, M, data, kern, w, rng, repeat)
+
+
+def _absolute_row(b, Xs, ys, M, data, kern, w, rng, repeat) -> None:  # noqa: ANN001
+    from persafl_np.personalization.cohort import local_update_many
+    from persafl_np.personalization.sampling import BatchSampler
+
+    n, (m, d), K = len(Xs), Xs[0].shape, M.n_classes
+    X, y = Xs[0], ys[0]
+    W = w.reshape(d, K).copy()
+    idx = rng.permutation(m)[:b]
+
+    def bare():
+        Z = X[idx] @ W
+        Z -= Z.max(axis=1, keepdims=True)
+        P = np.exp(Z)
+        P /= P.sum(axis=1, keepdims=True)
+        P[np.arange(b), y[idx]] -= 1.0
+        W[...] -= 0.01 * (X[idx].T @ P) / b
+
+    t_bare = _median_time(bare, repeat)
+    r = np.random.default_rng(1)
+    t_one = _median_time(lambda: Plain().step(M, w, X, y, r, b), repeat)
+    U = np.repeat(w[None, :], n, axis=0)
+    cl = np.arange(n)
+    row = []
+    for o in (Plain(), MAML(0.01), MoreauEnvelope(15.0, inner_steps=5, smoothness=20.0)):
+        samplers = [BatchSampler(np.random.default_rng(i)) for i in range(n)]
+
+        def job(o=o, s=samplers):
+            local_update_many(o, kern, data, cl, U, s, 10, 0.01, b, 0.0, None)
+
+        row.append(_median_time(job, max(3, repeat // 20)) / (n * 10))
+    print(f"{b:3d} {t_bare * 1e6:11.1f} {t_one * 1e6:11.1f} {row[0] * 1e6:13.1f} "
+          f"{row[1] * 1e6:12.1f} {row[2] * 1e6:14.1f}")
 
 
 if __name__ == "__main__":

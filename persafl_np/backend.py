@@ -6,6 +6,11 @@ standard on ``xp``. The same code therefore runs on NumPy, on CuPy when it is
 installed, and on ``array_api_strict`` (the test suite's stand-in that refuses
 anything outside the standard, which is how we prove no NumPy-only call slipped in).
 
+Hot paths (the models' batched methods, the engine's local steps) call :func:`fast_namespace`
+instead: when every argument is a plain ``numpy.ndarray`` it returns the cached NumPy namespace
+after a few ``type`` comparisons (≈0.1 µs, against ≈2–7 µs for a full ``array_namespace``
+look-up), and otherwise falls back to :func:`array_namespace`.
+
 Host-side work that is not on the hot path (constants such as the largest
 eigenvalue of XᵀX/m, random number generation, file I/O) converts to NumPy with
 :func:`to_numpy` first.
@@ -17,13 +22,17 @@ import importlib
 from types import ModuleType
 from typing import Any
 
+import array_api_compat.numpy as _compat_numpy
 import numpy as np
 from array_api_compat import array_namespace as _array_namespace
 from array_api_compat import is_cupy_array, is_numpy_array
 
 __all__ = [
     "BACKENDS",
+    "NUMPY_NAMESPACE",
     "array_namespace",
+    "fast_namespace",
+    "is_integer_dtype",
     "get_backend",
     "take_rows",
     "to_device_like",
@@ -43,6 +52,26 @@ def array_namespace(*arrays: Any) -> ModuleType:
     """
     arrs = [a for a in arrays if a is not None and not isinstance(a, (int, float, bool))]
     return _array_namespace(*arrs)
+
+
+#: The array-API namespace of NumPy arrays (what ``array_namespace(numpy_array)`` returns).
+NUMPY_NAMESPACE: ModuleType = _compat_numpy
+
+
+def fast_namespace(*arrays: Any) -> ModuleType:
+    """:func:`array_namespace` with a fast path: :data:`NUMPY_NAMESPACE` when every non-``None``
+    argument is exactly a ``numpy.ndarray`` (subclasses and scalars take the full look-up)."""
+    for a in arrays:
+        if a is not None and type(a) is not np.ndarray:
+            return array_namespace(*arrays)
+    return _compat_numpy
+
+
+def is_integer_dtype(xp: ModuleType, a: Any) -> bool:
+    """True when ``a`` holds integers or booleans (any namespace; O(1), looks at the dtype only)."""
+    if type(a) is np.ndarray:
+        return a.dtype.kind in "iub"
+    return bool(xp.isdtype(a.dtype, ("integral", "bool")))
 
 
 def get_backend(name: str = "numpy") -> ModuleType:

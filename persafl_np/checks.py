@@ -26,6 +26,15 @@ the *intermediate* quantities, not by the value: a cross-entropy near 0 is compu
 log(1 + tiny) with an absolute error of ≈ ε, not ε·|f|. Pass a smaller ``noise_floor`` for
 problems whose intermediates are all much smaller than 1. Exact-vs-exact comparisons
 (:func:`check_hessian`) allow only rounding: rtol·(|H||v|)_max, with rtol = 1e-9.
+
+Cohort (batched) methods (theory/models.md §CO)
+-----------------------------------------------
+:func:`check_cohort` compares a model's ``loss_many``/``grad_many``/``hvp_many``/``predict_many``
+with its single-client methods on a small cohort built from the data (unequal real sizes via
+a padding mask), to 1e-12 relative: both compute the same formula and differ only in the
+order of the sums. It also recomputes the cohort under other groupings (each client alone,
+and a reordered subset) and requires **bit-identical** rows on NumPy (1e-12 relative on other
+backends), the contract of :mod:`persafl_np.models.cohort`.
 """
 
 from __future__ import annotations
@@ -37,20 +46,24 @@ from typing import Any
 
 import numpy as np
 
-from persafl_np.backend import to_device_like, to_numpy
+from persafl_np.backend import NUMPY_NAMESPACE, array_namespace, take_rows, to_device_like, to_numpy
 from persafl_np.models.base import Model
 
 __all__ = [
     "BoundCheck",
+    "CohortCheck",
     "DerivativeCheck",
     "LipschitzCheck",
     "ModelCheck",
+    "OracleCheck",
+    "check_cohort",
     "check_grad",
     "check_grad_bound",
     "check_hessian",
     "check_hessian_lipschitz",
     "check_hvp",
     "check_model",
+    "check_oracle",
     "check_smoothness",
 ]
 
@@ -131,10 +144,37 @@ class BoundCheck:
 
 
 @dataclass(frozen=True)
+class CohortCheck:
+    """Result of comparing a model's batched methods with its single-client ones.
+
+    Attributes
+    ----------
+    n_clients: size of the probe cohort (clients with different real row counts).
+    max_rel_error: max over methods ("loss", "grad", "hvp", "predict") and clients of
+        max|batched − single| / max|single| (must be ≤ ``rtol``).
+    worst_method: the method attaining ``max_rel_error``.
+    max_grouping_diff: max over methods, clients and regroupings of
+        max|row in cohort − row regrouped| / max|row| (0 when bit-identical).
+    bit_identical: every regrouped row equals the full-cohort row exactly.
+    require_bits: bit-identity was required (NumPy inputs); else ≤ ``rtol`` sufficed.
+    ok: both comparisons within their tolerance.
+    """
+
+    n_clients: int
+    max_rel_error: float
+    worst_method: str
+    max_grouping_diff: float
+    bit_identical: bool
+    require_bits: bool
+    ok: bool
+
+
+@dataclass(frozen=True)
 class ModelCheck:
     """All checks of one model on one data set (:func:`check_model`).
 
-    ``hessian`` and ``hessian_lipschitz`` are ``None`` when the dense Hessian was skipped.
+    ``hessian`` and ``hessian_lipschitz`` are ``None`` when the dense Hessian was skipped;
+    ``cohort`` is ``None`` when the model has no batched (``*_many``) methods.
     """
 
     grad: DerivativeCheck
@@ -143,11 +183,12 @@ class ModelCheck:
     smoothness: LipschitzCheck
     hessian_lipschitz: LipschitzCheck | None
     grad_bound: BoundCheck
+    cohort: CohortCheck | None = None
 
     @property
     def ok(self) -> bool:
         parts = (self.grad, self.hvp, self.hessian, self.smoothness, self.hessian_lipschitz,
-                 self.grad_bound)
+                 self.grad_bound, self.cohort)
         return all(p.ok for p in parts if p is not None)
 
 
@@ -510,6 +551,133 @@ def check_grad_bound(
     return BoundCheck(B, ratio, largest, len(norms), bool(ratio <= 1.0 + rtol))
 
 
+# ------------------------------------------------------------------ cohort methods
+_COHORT_METHODS = ("loss_many", "grad_many", "hvp_many", "predict_many")
+
+
+def _probe_cohort(X: np.ndarray, y: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Three clients over the m rows of (X, y): all rows; the first ⌈m/2⌉; every other row
+    in reverse order. Returns their real-row indices and the (3, m) 0/1 mask (padding rows
+    hold zeros and the label/target y[0], which is valid for the model)."""
+    m = X.shape[0]
+    rows = [np.arange(m), np.arange((m + 1) // 2), np.arange(m - 1, -1, -2)]
+    mask = np.zeros((len(rows), m))
+    for c, r in enumerate(rows):
+        mask[c, : r.size] = 1.0
+    return rows, mask
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    err = float(np.max(np.abs(a - b))) if a.size else 0.0
+    scale = float(np.max(np.abs(b))) if b.size else 0.0
+    return err / scale if scale > 0 else err
+
+
+def _sample_scale(fn: Callable[[Any, Any], Any], Xn: np.ndarray, yn: np.ndarray,
+                  like: Any) -> float:
+    """max_k (1/n)Σ_j |fn(x_j, y_j)|_k: the rounding scale of a mean over the n samples."""
+    rows = [np.abs(_host(fn(to_device_like(Xn[j:j + 1], like), to_device_like(yn[j:j + 1], like))))
+            for j in range(Xn.shape[0])]
+    return float(np.max(np.mean(rows, axis=0)))
+
+
+def check_cohort(
+    model: Any,
+    X: Any,
+    y: Any,
+    w: Any,
+    *,
+    rng: np.random.Generator | int | None = None,
+    rtol: float = 1e-12,
+) -> CohortCheck:
+    """Compare ``model``'s batched methods with its single-client ones (see module docstring).
+
+    The probe cohort has three clients built from the rows of (X, y) — all rows, the first
+    half, every other row reversed — padded to m rows with a mask, at parameters w, w + u and
+    w − u (u random, ‖u‖ = ½‖w‖ + ½). Row c of each batched method must match the single-client
+    method on client c's real rows to ``rtol`` (relative to max|single|, or, where that fails,
+    to the rounding scale of a mean, max_k (1/n_c)Σ_j|per-sample value|_k); regrouping (each
+    client alone, and clients (2, 0) as a cohort) must give bit-identical rows on NumPy, or
+    rows within ``rtol`` on other namespaces.
+    """
+    missing = [k for k in _COHORT_METHODS if not hasattr(model, k)]
+    if missing:
+        raise ValueError(f"model has no batched methods {missing} (see persafl_np.models.base)")
+    rtol = _positive(rtol, "rtol")
+    g = _rng(rng)
+    wn = _flat_params(w)
+    Xn, yn = to_numpy(X), to_numpy(y)
+    rows, mask_n = _probe_cohort(Xn, yn)
+    C, (m, d) = len(rows), Xn.shape
+    Xc = np.zeros((C, m, d), dtype=Xn.dtype)
+    yc = np.full((C, m), yn[0], dtype=yn.dtype)
+    for c, r in enumerate(rows):
+        Xc[c, : r.size], yc[c, : r.size] = Xn[r], yn[r]
+    u = _unit_rows(g.standard_normal((1, wn.size)))[0] * (0.5 * float(np.linalg.norm(wn)) + 0.5)
+    Wn = np.stack([wn, wn + u, wn - u]).astype(Xn.dtype)
+    Vn = g.standard_normal(Wn.shape).astype(Xn.dtype)
+    dev = [to_device_like(a, X) for a in (Wn, Vn, Xc, yc, mask_n.astype(Xn.dtype))]
+    W, V, Xd, yd, mask = dev
+
+    def run(idx: Any) -> dict[str, np.ndarray]:
+        if idx is None:
+            a = dev
+        else:
+            ii = to_device_like(np.asarray(idx), X)
+            a = [take_rows(t, ii) for t in dev]
+        return {
+            "loss": _host(model.loss_many(a[0], a[2], a[3], a[4])),
+            "grad": _host(model.grad_many(a[0], a[2], a[3], a[4])),
+            "hvp": _host(model.hvp_many(a[0], a[1], a[2], a[3], a[4])),
+            "predict": _host(model.predict_many(a[0], a[2])),
+        }
+
+    full = run(None)
+    worst, worst_name = 0.0, "loss"
+    for c, r in enumerate(rows):
+        Xr, yr = to_device_like(Xn[r], X), to_device_like(yn[r], X)
+        wc, vc = to_device_like(Wn[c], X), to_device_like(Vn[c], X)
+        single = {
+            "loss": _host(model.loss(wc, Xr, yr)),
+            "grad": _host(model.grad(wc, Xr, yr)),
+            "hvp": _host(model.hvp(wc, vc, Xr, yr)),
+            "predict": _host(model.predict(wc, to_device_like(Xc[c], X))),
+        }
+        per_sample = {
+            "loss": lambda a, b: model.loss(wc, a, b),  # noqa: B023
+            "grad": lambda a, b: model.grad(wc, a, b),  # noqa: B023
+            "hvp": lambda a, b: model.hvp(wc, vc, a, b),  # noqa: B023
+        }
+        for name, ref in single.items():
+            got = np.asarray(full[name][c])
+            e = _rel(got, ref)
+            if e > rtol and name in per_sample:
+                # A mean can cancel far below its terms; rounding is relative to Σ|terms|.
+                scale = max(float(np.max(np.abs(ref))),
+                            _sample_scale(per_sample[name], Xn[r], yn[r], X))
+                e = float(np.max(np.abs(got - ref))) / scale if scale > 0 else e
+            if e > worst or math.isnan(e):
+                worst, worst_name = (math.inf if math.isnan(e) else e), name
+    bits, gdiff = True, 0.0
+    for idx in [[c] for c in range(C)] + [[2, 0]]:
+        part = run(idx)
+        for name, ref in full.items():
+            a, b = part[name], ref[np.asarray(idx)]
+            bits = bits and bool(np.array_equal(a, b))
+            gdiff = max(gdiff, _rel(a, b) if a.shape == b.shape else math.inf)
+    require_bits = array_namespace(Xd) is NUMPY_NAMESPACE
+    grouping_ok = bits if require_bits else gdiff <= rtol
+    return CohortCheck(
+        n_clients=C,
+        max_rel_error=worst,
+        worst_method=worst_name,
+        max_grouping_diff=gdiff,
+        bit_identical=bits,
+        require_bits=require_bits,
+        ok=bool(worst <= rtol and grouping_ok),
+    )
+
+
 def check_model(
     model: Model,
     X: Any,
@@ -523,7 +691,8 @@ def check_model(
 
     ``w`` defaults to ``model.init_params(rng, d)`` in ``X``'s namespace. The dense Hessian
     checks are skipped (``None``) when ``dense`` is false or the model has more than 256
-    parameters.
+    parameters. Models with batched methods also get :func:`check_cohort` (``cohort``);
+    it is ``None`` for a model without them.
     """
     model.check_data(X, y)
     g = _rng(rng)
@@ -554,4 +723,165 @@ def check_model(
             if use_dense else None
         ),
         grad_bound=check_grad_bound(gr, model.grad_bound(X, y), w, rng=g),
+        cohort=(
+            check_cohort(model, X, y, w, rng=g)
+            if all(hasattr(model, k) for k in _COHORT_METHODS) else None
+        ),
     )
+
+
+# ------------------------------------------------------------------ oracles (check_oracle)
+@dataclass(frozen=True)
+class OracleCheck:
+    """Result of :func:`check_oracle` (a personalization oracle on one data set).
+
+    Attributes
+    ----------
+    grad: ``oracle.grad`` against central differences of ``oracle.value`` (eq. (CHK-1));
+        required only when ``grad_exact`` (the oracle's ``exact_grad``, default True).
+    grad_exact: the oracle declares ``grad`` = ∇F_i (False: first-order MAML, fixed-K Moreau).
+    max_rel_error: max over the compared quantities ("step", "local_update", "value", "grad",
+        "personalize") and clients of max|stacked − single| / max|single|.
+    worst: the quantity attaining ``max_rel_error``.
+    counters_equal: the stacked counters (n_grad, n_hvp, n_inner) equal the single ones.
+    bit_identical: ``local_update_many`` rows are the same bits for every grouping (NumPy;
+        ≤ ``rtol`` required elsewhere).
+    ok: everything within tolerance.
+    """
+
+    grad: DerivativeCheck
+    grad_exact: bool
+    max_rel_error: float
+    worst: str
+    counters_equal: bool
+    bit_identical: bool
+    ok: bool
+
+
+class _FixedBatches:
+    """A sampler that hands out given batches in order (same interface as BatchSampler)."""
+
+    def __init__(self, batches: list[np.ndarray]) -> None:
+        self.batches, self.k = batches, 0
+
+    def take(self, m: int, b: int | None, k: int) -> np.ndarray | None:
+        if b is None or b >= m:
+            return None
+        out = np.stack(self.batches[self.k:self.k + k])
+        self.k += k
+        return out
+
+
+def check_oracle(
+    oracle: Any,
+    model: Any,
+    X: Any,
+    y: Any,
+    w: Any = None,
+    *,
+    batch_size: int = 4,
+    rng: np.random.Generator | int | None = None,
+    rtol: float = 1e-10,
+) -> OracleCheck:
+    """Conformance of a personalization oracle (theory/personalization.md §1, eq. (LOC-C)).
+
+    * ``grad`` is checked against finite differences of ``value`` at w (full batch);
+    * on a probe cohort of three clients built from (X, y) (all rows, the first half, every
+      other row reversed: unequal sizes), each stacked method is compared with the single-client
+      one, to ``rtol`` relative: ``step_many`` against ``step`` on the same mini-batches of
+      ``batch_size`` rows; ``local_update_many`` against ``local_update`` (Q = 3, with and
+      without a proximal term, samplers from equal seeds; counters must be equal);
+      ``value_grad_many``/``personalize_many`` against ``value``/``grad``/``personalize`` on the
+      clients' full (padded) data;
+    * ``local_update_many`` on the whole cohort against each client alone: bit-identical rows on
+      NumPy (the engine's grouping invariance), ≤ ``rtol`` on other namespaces.
+    """
+    from persafl_np.personalization.cohort import CohortData, Kernels, local_update_many
+    from persafl_np.personalization.local import local_update
+    from persafl_np.personalization.sampling import BatchSampler
+
+    rtol = _positive(rtol, "rtol")
+    g = _rng(rng)
+    Xn, yn = to_numpy(X), to_numpy(y)
+    m, d = Xn.shape
+    b = _count(batch_size, "batch_size")
+    if w is None:
+        w = to_device_like(model.init_params(g, d), X)
+    grad = check_grad(lambda a: oracle.value(model, a, X, y),
+                      lambda a: oracle.grad(model, a, X, y), w, rng=g)
+    rows, _ = _probe_cohort(Xn, yn)
+    Xs = [to_device_like(Xn[r], X) for r in rows]
+    ys = [to_device_like(yn[r], y) for r in rows]
+    C = len(rows)
+    xp = array_namespace(w, X)
+    wn = _flat_params(w)
+    u = _unit_rows(g.standard_normal((1, wn.size)))[0] * (0.1 * float(np.linalg.norm(wn)) + 0.1)
+    Wn = np.stack([wn, wn + u, wn - u]).astype(Xn.dtype)
+    W = to_device_like(Wn, X)
+    kern = Kernels(model)
+    data = CohortData(Xs, ys)
+    errs: dict[str, float] = {}
+
+    def note(name: str, a: Any, ref: Any) -> None:
+        errs[name] = max(errs.get(name, 0.0), _rel(_host(a), _host(ref)))
+
+    # step_many vs step on the same mini-batches (clients with more than b rows)
+    k = max(1, oracle.batches_per_step(b))
+    mini = [c for c in range(C) if rows[c].size > b]
+    if mini and oracle.batches_per_step(b) > 0:
+        picks = {c: [g.permutation(rows[c].size)[:b] for _ in range(k)] for c in mini}
+        batches = []
+        for j in range(k):
+            Xb = xp.stack([take_rows(Xs[c], picks[c][j]) for c in mini])
+            yb = xp.stack([take_rows(ys[c], picks[c][j]) for c in mini])
+            batches.append((Xb, yb, None))
+        Wm = xp.stack([W[c, ...] for c in mini])
+        s = oracle.step_many(kern, Wm, batches, None)
+        for r, c in enumerate(mini):
+            one = oracle.step(model, W[c, ...], Xs[c], ys[c], _FixedBatches(picks[c]), b)
+            note("step", s.g[r, ...], one.g)
+    # local_update_many vs local_update, and grouping invariance
+    counters_equal = True
+    bits = True
+    idx = np.arange(C, dtype=np.int64)
+    for prox in (0.0, 0.5):
+        for group in (idx[[c for c in range(C) if rows[c].size > b]],
+                      idx[[c for c in range(C) if rows[c].size <= b]], idx):
+            if group.size == 0:
+                continue
+            bsz = b if group is not idx else None
+            samplers = [BatchSampler(np.random.default_rng(100 + int(c))) for c in group]
+            Wg = xp.stack([W[int(c), ...] for c in group])
+            res = local_update_many(oracle, kern, data, group, Wg, samplers, 3, 0.05, bsz,
+                                    prox, None)
+            for r, c in enumerate(group.tolist()):
+                one = local_update(oracle, model, W[c, ...], Xs[c], ys[c], 3, 0.05,
+                                   BatchSampler(np.random.default_rng(100 + c)), bsz,
+                                   prox=prox)
+                note("local_update", res.delta[r, ...], one.delta)
+                counters_equal &= (int(res.n_grad[r]), int(res.n_hvp[r]),
+                                   int(res.n_inner[r])) == (one.n_grad, one.n_hvp, one.n_inner)
+                alone = local_update_many(oracle, kern, data, group[r:r + 1],
+                                          Wg[r:r + 1, ...],
+                                          [BatchSampler(np.random.default_rng(100 + c))], 3,
+                                          0.05, bsz, prox, None)
+                a, ref = _host(alone.delta[0, ...]), _host(res.delta[r, ...])
+                if type(W) is np.ndarray:
+                    bits &= bool(np.array_equal(a, ref))
+                else:
+                    bits &= _rel(a, ref) <= rtol
+    # full-batch value / grad / personalize
+    core = getattr(oracle, "base", oracle)
+    Xf, yf, mf = data.full(idx)
+    Fc, G = core.value_grad_many(kern, W, Xf, yf, mf)
+    P = core.personalize_many(kern, W, Xf, yf, mf)
+    for c in range(C):
+        note("value", Fc[c], oracle.value(model, W[c, ...], Xs[c], ys[c]))
+        note("grad", G[c, ...], oracle.grad(model, W[c, ...], Xs[c], ys[c]))
+        note("personalize", P[c, ...], oracle.personalize(model, W[c, ...], Xs[c], ys[c]))
+    worst = max(errs, key=errs.get)
+    err = errs[worst]
+    exact = bool(getattr(oracle, "exact_grad", True))
+    return OracleCheck(grad=grad, grad_exact=exact, max_rel_error=err, worst=worst,
+                       counters_equal=counters_equal, bit_identical=bits,
+                       ok=(grad.ok or not exact) and err <= rtol and counters_equal and bits)

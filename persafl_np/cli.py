@@ -3,8 +3,9 @@
 * ``persafl demo [--seed S] [--out DIR]`` — the built-in main job (:mod:`persafl_np.demo`): an
   asynchronous PersA-FL run with MAML clients, its timeline figure, and the (T1) bound against
   measured stationarity (bound_vs_T.png); finishes in seconds.
-* ``persafl run CONFIG.toml --out DIR [--checkpoint-every N] [--replay TRACE.csv] [--force]`` —
-  refuses a DIR holding another configuration's run files unless ``--force`` (deletes them).
+* ``persafl run CONFIG.toml --out DIR [--checkpoint-every N] [--replay TRACE.csv] [--force]
+  [--record-batches] [--batches BATCHES.npz]`` — refuses a DIR holding another configuration's
+  run files unless ``--force`` (deletes them).
 * ``persafl resume DIR`` — continue a run started with ``--checkpoint-every``; the result is
   bit-identical to an uninterrupted run.
 * ``persafl bound CONFIG.toml [--run] [--seeds N]`` — constants, step-size conditions (T2) and the
@@ -107,6 +108,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from persafl_np.run_folder import prepare_run_folder
 
     cfg = load_config(args.config)
+    if args.record_batches:
+        cfg = cfg.replace(record_batches=True)
     out = Path(args.out)
     prepare_run_folder(out, cfg, force=args.force)
     kw = {}
@@ -120,8 +123,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         atomic_write_text(out / "config.toml", cfg.to_toml())
         atomic_write_text(ck / "cli.json", json.dumps(
-            {"checkpoint_every": args.checkpoint_every, "replay": args.replay}))
+            {"checkpoint_every": args.checkpoint_every, "replay": args.replay,
+             "batches": args.batches}))
         kw = {"checkpoint_dir": ck, "checkpoint_every": args.checkpoint_every}
+    if args.batches is not None:
+        kw["batches"] = args.batches
     t0 = time.perf_counter()
     bar = _StepBar(not args.quiet)
     try:
@@ -152,7 +158,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     try:
         res = simulate(load_config(d / "config.toml"), arrivals=meta["replay"],
                        checkpoint_dir=ck, checkpoint_every=meta["checkpoint_every"],
-                       resume=started, **bar.kwargs())
+                       resume=started, batches=meta["batches"], **bar.kwargs())
     finally:
         bar.close()
     return _finish(res, str(d), time.perf_counter() - t0)
@@ -222,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--force", action="store_true",
                    help="clear the run files another configuration left in --out first")
+    p.add_argument("--record-batches", action="store_true",
+                   help="save every arrival's mini-batch rows to OUT/batches.npz")
+    p.add_argument("--batches", default=None, metavar="BATCHES.npz",
+                   help="use recorded mini-batches (with --replay: a replay without the RNG)")
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("resume", help="continue a checkpointed run in DIR")
     p.add_argument("dir")

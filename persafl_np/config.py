@@ -400,12 +400,19 @@ class ArrivalsConfig:
 
 @dataclass(frozen=True)
 class SimConfig:
-    """A whole run: seed ≥ 0, T ≥ 1 server steps, eval_every ≥ 1, max_arrivals ≥ 1 (optional)."""
+    """A whole run: seed ≥ 0, T ≥ 1 server steps, eval_every ≥ 1, max_arrivals ≥ 1 (optional);
+    dtype ∈ float64, float32 (the clients' arithmetic; evaluation, checks and bounds stay
+    float64); cohort_size ≥ 1 (optional; jobs computed together, default
+    sim.engine.DEFAULT_COHORT_SIZE; results do not depend on it); record_batches: save every
+    arrival's batch rows (batches.npz) for a replay that needs no RNG."""
 
     seed: int = 0
     T: int = 100
     eval_every: int = 1
     max_arrivals: int | None = None
+    dtype: str = "float64"
+    cohort_size: int | None = None
+    record_batches: bool = False
     model: ModelConfig = field(default_factory=ModelConfig)
     oracle: OracleConfig = field(default_factory=OracleConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -418,6 +425,11 @@ class SimConfig:
         check_int(self.eval_every, "eval_every", 1)
         if self.max_arrivals is not None:
             check_int(self.max_arrivals, "max_arrivals", 1)
+        _choice(self.dtype, "dtype", ("float64", "float32"))
+        if self.cohort_size is not None:
+            check_int(self.cohort_size, "cohort_size", 1)
+        if not isinstance(self.record_batches, bool):
+            raise ValueError(f"record_batches must be true or false, got {self.record_batches!r}")
         for k, cls in (("model", ModelConfig), ("oracle", OracleConfig), ("data", DataConfig),
                        ("algorithm", AlgorithmConfig), ("arrivals", ArrivalsConfig)):
             if not isinstance(getattr(self, k), cls):
@@ -555,7 +567,8 @@ def simulate(
     dataset: a data set to use instead of building ``config.data`` (then the saved config.toml
         does not describe the data).
     run_kwargs: passed to :func:`persafl_np.sim.engine.run` (checkpoint_dir, checkpoint_every,
-        resume, stop_after).
+        resume, stop_after, batches — a recorded ``batches.npz`` to replay; cohort_size and
+        record_batches default to the config's).
     """
     from persafl_np.results import RunResult, Trace
     from persafl_np.sim.arrivals import Replay
@@ -569,7 +582,7 @@ def simulate(
     data = dataset if dataset is not None else config.data.build(config.seed)
     n_classes = getattr(data, "n_classes", None)
     problem = Problem.build(config.model.build(n_classes), config.oracle.build(), data,
-                            seed=config.seed)
+                            seed=config.seed, dtype=config.dtype)
     n = problem.n_clients
     if arrivals is None:
         arr = config.arrivals.build(n)
@@ -585,6 +598,8 @@ def simulate(
         raise ValueError(
             "arrivals must be None, a Trace, a RunResult, a Replay or a trace.csv path"
         )
+    run_kwargs.setdefault("cohort_size", config.cohort_size)
+    run_kwargs.setdefault("record_batches", config.record_batches)
     return run(problem, config.algorithm.build(), arr, T=config.T, seed=config.seed,
                eval_every=config.eval_every, max_arrivals=config.max_arrivals, config=config,
                **run_kwargs)

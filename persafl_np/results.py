@@ -10,6 +10,8 @@ each file atomically (temporary file in the same directory, then ``os.replace``)
 * ``history.csv``  — step, time, arrivals, grad_norm2, loss, weighted_grad_norm2, acc_global,
   acc_pers_mean, acc_pers_min (NaN where not applicable);
 * ``final.npz``    — params, shares, counts (``allow_pickle=False`` readable);
+* ``batches.npz``  — with ``record_batches``: every arrival's batch row indices
+  (theory/simulator.md §1.1; :func:`persafl_np.sim.engine.load_batches`);
 * ``summary.json`` — status, message, counters;
 * ``fingerprint.json`` — the run's fingerprint (:mod:`persafl_np.fingerprint`), written last.
 """
@@ -30,6 +32,9 @@ from persafl_np.atomic import atomic_write_npz, atomic_write_text
 
 __all__ = [
     "HISTORY_FIELDS",
+    "JOB_DTYPE",
+    "TRACE_DTYPE",
+    "RowBuffer",
     "TRACE_FIELDS",
     "History",
     "RunResult",
@@ -50,6 +55,66 @@ HISTORY_FIELDS = (
     "acc_global", "acc_pers_mean", "acc_pers_min",
 )
 JOB_STATUS = ("applied", "dropped", "failed")
+
+#: One trace row (an arrival) as stored while a run grows.
+TRACE_DTYPE = np.dtype([("time", np.float64), ("step", np.int64), ("client", np.int64),
+                        ("pulled_version", np.int64), ("staleness", np.int64),
+                        ("accepted", np.bool_), ("update_norm", np.float64)])
+
+
+#: One jobs.csv row as stored while a run grows (status: index into JOB_STATUS).
+JOB_DTYPE = np.dtype([("client", np.int64), ("start", np.float64), ("end", np.float64),
+                      ("pulled_version", np.int64), ("status", np.int64)])
+
+
+class RowBuffer:
+    """Rows of a fixed structured dtype in one growing array (amortized doubling).
+
+    ``append`` takes a tuple in field order; tuples are first collected in a short list (a
+    Python append is ~30 ns, a structured-array store ~1 µs) and moved into the array every
+    :attr:`CHUNK` rows, so a run with 10⁶ arrivals holds 10⁶ × itemsize bytes, not 10⁶ tuples.
+    """
+
+    CHUNK = 4096
+    __slots__ = ("arr", "dtype", "n", "pending")
+
+    def __init__(self, dtype: np.dtype, arr: np.ndarray | None = None) -> None:
+        self.dtype = np.dtype(dtype)
+        self.arr = np.empty(self.CHUNK, dtype=self.dtype) if arr is None else arr.copy()
+        self.n = 0 if arr is None else int(arr.shape[0])
+        self.pending: list[tuple] = []
+
+    def append(self, row: tuple) -> None:
+        p = self.pending
+        p.append(row)
+        if len(p) >= self.CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        p = self.pending
+        if not p:
+            return
+        need = self.n + len(p)
+        if need > self.arr.shape[0]:
+            new = np.empty(max(need, 2 * self.arr.shape[0]), dtype=self.dtype)
+            new[:self.n] = self.arr[:self.n]
+            self.arr = new
+        self.arr[self.n:need] = np.fromiter(p, dtype=self.dtype, count=len(p))
+        self.n = need
+        p.clear()
+
+    def __len__(self) -> int:
+        return self.n + len(self.pending)
+
+    def array(self) -> np.ndarray:
+        """The rows so far as one structured array (a copy)."""
+        self._flush()
+        return self.arr[:self.n].copy()
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """One contiguous array per field."""
+        a = self.array()
+        return {k: np.ascontiguousarray(a[k]) for k in self.dtype.names}
 
 
 @dataclass(frozen=True)
@@ -133,6 +198,7 @@ class RunResult:
     config: Any = None
     client_params: np.ndarray | None = None
     fingerprint: str | None = None
+    batches: dict[str, np.ndarray] | None = None
 
     @property
     def ok(self) -> bool:
@@ -172,6 +238,8 @@ class RunResult:
         if self.client_params is not None:
             arrays["client_params"] = self.client_params
         atomic_write_npz(d / "final.npz", **arrays)
+        if self.batches is not None:
+            atomic_write_npz(d / "batches.npz", **self.batches)
         atomic_write_text(d / "summary.json", json.dumps(
             {"status": self.status, "message": self.message, "counters": self.counters},
             indent=2, sort_keys=True,

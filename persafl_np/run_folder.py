@@ -79,7 +79,8 @@ def prepare_run_folder(out: str | Path, config: Any, *, force: bool = False) -> 
 
 
 def read_cli_json(path: str | Path) -> dict[str, Any]:
-    """Read and validate ``checkpoint/cli.json`` (checkpoint_every ≥ 1, replay a path or null)."""
+    """Read and validate ``checkpoint/cli.json`` (checkpoint_every ≥ 1; replay, batches: a path
+    or null)."""
     p = Path(path)
     if p.stat().st_size > 1 << 16:
         raise ValueError(f"{p}: too large for a checkpoint/cli.json file")
@@ -95,4 +96,8 @@ def read_cli_json(path: str | Path) -> dict[str, Any]:
     replay = doc.get("replay")
     if replay is not None and not isinstance(replay, str):
         raise ValueError(f"{p}: field 'replay' must be a trace.csv path or null, got {replay!r}")
-    return {"checkpoint_every": every, "replay": replay}
+    batches = doc.get("batches")
+    if batches is not None and not isinstance(batches, str):
+        raise ValueError(f"{p}: field 'batches' must be a batches.npz path or null, got "
+                         f"{batches!r}")
+    return {"checkpoint_every": every, "replay": replay, "batches": batches}

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from persafl_np.checks import (
+    check_cohort,
     check_grad,
     check_grad_bound,
     check_hessian,
@@ -179,3 +180,91 @@ def test_shape_mismatch_of_user_callables_reported():
         check_grad(f, lambda w: g(w)[:-1], W0)
     with pytest.raises(ValueError, match="hessian"):
         check_hessian(lambda w: he(w)[:2, :2], hv, W0)
+
+
+# ------------------------------------------------------------------ cohort (batched) methods
+def _softmax_data():
+    rng = np.random.default_rng(3)
+    return rng.normal(size=(9, 3)), rng.integers(0, 3, 9)
+
+
+def test_check_model_includes_cohort_check():
+    X, y = _softmax_data()
+    res = check_model(SoftmaxRegression(3, l2=0.1), X, y, rng=0)
+    c = res.cohort
+    assert res.ok and c is not None and c.ok and c.n_clients == 3
+    assert c.bit_identical and c.require_bits and c.max_grouping_diff == 0.0
+    assert c.max_rel_error <= 1e-13
+
+
+@dataclasses.dataclass(frozen=True)
+class _ScaledGradMany(SoftmaxRegression):
+    """Planted bug: a batched gradient off by a relative 1e-6 (e.g. a wrong constant)."""
+
+    def grad_many(self, W, X, y, mask=None, *, validate=True):
+        return super().grad_many(W, X, y, mask, validate=validate) * (1 + 1e-6)
+
+
+@dataclasses.dataclass(frozen=True)
+class _MaskIgnored(SoftmaxRegression):
+    """Planted bug: the batched gradient averages over all m rows, padding included."""
+
+    def grad_many(self, W, X, y, mask=None, *, validate=True):
+        return super().grad_many(W, X, y, None, validate=validate)
+
+
+@dataclasses.dataclass(frozen=True)
+class _GroupingDependent(SoftmaxRegression):
+    """Planted bug: a row depends (by 1e-14 relative, far below 1e-12) on the cohort size."""
+
+    def grad_many(self, W, X, y, mask=None, *, validate=True):
+        G = super().grad_many(W, X, y, mask, validate=validate)
+        return G * (1 + 1e-14 * (W.shape[0] - 1))
+
+
+@pytest.mark.parametrize("bug", [_ScaledGradMany, _MaskIgnored])
+def test_cohort_check_catches_a_wrong_batched_gradient(bug):
+    X, y = _softmax_data()
+    res = check_model(bug(3, l2=0.1), X, y, rng=0)
+    assert res.grad.ok and res.hvp.ok  # the single-client derivatives are right
+    assert not res.cohort.ok and not res.ok
+    assert res.cohort.worst_method == "grad" and res.cohort.max_rel_error > 1e-12
+
+
+def test_cohort_check_catches_grouping_dependence():
+    X, y = _softmax_data()
+    c = check_model(_GroupingDependent(3, l2=0.1), X, y, rng=0).cohort
+    assert c.max_rel_error <= 1e-12  # values pass ...
+    assert not c.bit_identical and not c.ok  # ... but rows depend on how clients are grouped
+    assert 0.0 < c.max_grouping_diff < 1e-12
+
+
+def test_cohort_check_under_array_api_strict_needs_rtol_only():
+    xs = pytest.importorskip("array_api_strict")
+    X, y = _softmax_data()
+    c = check_model(SoftmaxRegression(3), xs.asarray(X), xs.asarray(y), rng=0).cohort
+    assert c.ok and not c.require_bits
+    c = check_model(_GroupingDependent(3), xs.asarray(X), xs.asarray(y), rng=0).cohort
+    assert c.ok and not c.bit_identical  # 2e-14 is within rtol where bits are not required
+
+
+def test_model_without_batched_methods_gets_no_cohort_check():
+    X, y = _softmax_data()
+
+    class SingleOnly:
+        """Delegates the single-client protocol only."""
+
+        is_classifier = True
+
+        def __init__(self):
+            self._m = SoftmaxRegression(3)
+
+        def __getattr__(self, name):
+            if name.endswith("_many"):
+                raise AttributeError(name)
+            return getattr(self._m, name)
+
+    res = check_model(SingleOnly(), X, y, rng=0)
+    assert res.ok and res.cohort is None
+    with pytest.raises(ValueError, match="no batched methods"):
+        check_cohort(SingleOnly(), X, y, np.zeros(9))

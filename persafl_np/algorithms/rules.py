@@ -11,7 +11,12 @@ Rules (theory brief B2–B6), with Δ = y_0 − y_Q the client's update and u it
 * ``fedbuff(η_g, K, s)``   (B3)  acc ← acc + s(τ)Δ; after K arrivals w ← w − η_g acc/K.
 * ``sync_average(β)``      (B5, B6, FedAvg) w ← w − β·mean_{i∈S}Δ_i at the end of a round
                            (= (1−β)w + β·mean w_i, pFedMe's mixing; β = 1 is FedAvg).
-* ``local_only()``         no server model: each client keeps its own (handled by the engine).
+* ``local_only()``         no server model: each client keeps its own w_i ← w_i − Δ_i, in the
+                           rule's state (``pull``/``client_models`` below).
+
+A rule may declare ``pull(state, i)`` — the model client i's next job starts from (default: the
+server model ``state.w``) — and ``client_models(state, n)`` — per-client models to evaluate and
+report (default: none). The engine uses only these, never the rule's name.
 """
 
 from __future__ import annotations
@@ -51,13 +56,14 @@ class Contribution(NamedTuple):
     """One client result reaching the server.
 
     delta: Δ = y_0 − y_Q; pulled: the model u = w^{t−τ} the job started from; staleness: τ;
-    flush: the last arrival of a synchronous round (buffering rules step now).
+    flush: the last arrival of a synchronous round (buffering rules step now); client: i.
     """
 
     delta: Any
     pulled: Any
     staleness: int
     flush: bool = False
+    client: int = -1
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,11 @@ class ServerRule:
 
     K: arrivals per server step when the buffer is full (1 for unbuffered rules).
     params: the rule's hyper-parameters, for reports and the resolved config.
+    needs_pulled: ``update`` reads ``Contribution.pulled`` (False lets the engine drop a
+        computed job's pulled model before its arrival; it then passes ``pulled=None``).
+    pull: ``pull(state, i)`` → the model client i's next job starts from (None: ``state.w``).
+    client_models: ``client_models(state, n)`` → the n clients' own models (None: the rule
+        has only the server model).
     """
 
     name: str
@@ -73,6 +84,9 @@ class ServerRule:
     update: Callable[[ServerState, Contribution], ServerState]
     K: int = 1
     params: tuple[tuple[str, Any], ...] = ()
+    needs_pulled: bool = True
+    pull: Callable[[ServerState, int], Any] | None = None
+    client_models: Callable[[ServerState, int], list] | None = None
 
 
 def _pos(v: float, name: str) -> float:
@@ -93,7 +107,7 @@ def persafl(beta: float = 1.0) -> ServerRule:
     def update(state: ServerState, c: Contribution) -> ServerState:
         return ServerState(state.w - beta * c.delta, state.version + 1)
 
-    return ServerRule("persafl", _init, update, 1, (("beta", beta),))
+    return ServerRule("persafl", _init, update, 1, (("beta", beta),), needs_pulled=False)
 
 
 def fedasync(alpha: float = 0.5, weight: StalenessWeight | None = None) -> ServerRule:
@@ -127,7 +141,8 @@ def fedbuff(eta_g: float = 1.0, K: int = 10, weight: StalenessWeight | None = No
         # A flushed partial buffer (synchronous round with dropouts) is averaged over what arrived.
         return ServerState(state.w - (eta_g / count) * acc, state.version + 1)
 
-    return ServerRule("fedbuff", _init, update, K, (("eta_g", eta_g), ("K", K), ("weight", s)))
+    return ServerRule("fedbuff", _init, update, K, (("eta_g", eta_g), ("K", K), ("weight", s)),
+                      needs_pulled=False)
 
 
 def sync_average(beta: float = 1.0, clients_per_round: int = 10) -> ServerRule:
@@ -135,14 +150,29 @@ def sync_average(beta: float = 1.0, clients_per_round: int = 10) -> ServerRule:
     rule = fedbuff(eta_g=beta, K=clients_per_round)
     return ServerRule(
         "sync_average", rule.init, rule.update, rule.K,
-        (("beta", float(beta)), ("clients_per_round", clients_per_round)),
+        (("beta", float(beta)), ("clients_per_round", clients_per_round)), needs_pulled=False,
     )
 
 
 def local_only() -> ServerRule:
-    """Each client trains alone on its own model (w_i ← w_i − Δ_i); the engine keeps the w_i."""
+    """Each client trains alone on its own model: w_i ← w_i − Δ_i (w_i = w⁰ until its first job).
+
+    The state's ``w`` stays w⁰; ``acc`` is the table {i: w_i} of the clients that have trained.
+    The one exception to "a rule never mutates its state": the table is updated in place (a
+    copy per arrival would cost O(n·d)); no other state object shares it.
+    """
+
+    def init(w0: Any) -> ServerState:
+        return ServerState(w=w0, version=0, acc={})
 
     def update(state: ServerState, c: Contribution) -> ServerState:
-        return ServerState(state.w, state.version + 1)
+        state.acc[c.client] = c.pulled - c.delta
+        return ServerState(state.w, state.version + 1, state.acc)
 
-    return ServerRule("local", _init, update, 1, ())
+    def pull(state: ServerState, i: int) -> Any:
+        return state.acc.get(i, state.w)
+
+    def client_models(state: ServerState, n: int) -> list:
+        return [state.acc.get(i, state.w) for i in range(n)]
+
+    return ServerRule("local", init, update, 1, (), True, pull, client_models)

@@ -1,6 +1,8 @@
 """Hand-written per-client objectives f_i (see :mod:`persafl_np.models.base`).
 
-Every model's derivatives and constants (L, ρ, B) are proven in ``theory/models.md``.
+Every model's derivatives and constants (L, ρ, B) are proven in ``theory/models.md``. Every
+model also evaluates a cohort of clients at once (``loss_many``/``grad_many``/``hvp_many``/
+``predict_many``, contract in :mod:`persafl_np.models.cohort`, theory/models.md §CO).
 """
 
 from persafl_np.models.base import MAX_DENSE_HESSIAN, Model

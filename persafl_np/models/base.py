@@ -20,6 +20,28 @@ Contract
   each has a proof in ``theory/models.md``.
 * A mini-batch is ``take_rows(X, idx), take_rows(y, idx)``
   (:func:`persafl_np.backend.take_rows`).
+* Labels and targets are checked at the boundary *and* by the public methods, cheaply:
+  classifiers refuse labels that are not integers in 0..K−1 (an O(m·K) count over the one-hot
+  comparison they build anyway), regression models refuse integer-dtype ``y`` (class labels)
+  unless built with ``allow_int_targets=True`` (O(1), the dtype only).
+
+Cohort (batched) methods
+------------------------
+``loss_many(W, X, y, mask=None)`` → (C,), ``grad_many`` → (C, p), ``hvp_many(W, V, …)`` → (C, p)
+and ``predict_many(W, X)`` → (C, m) evaluate C clients at once, each at its own parameters:
+``W, V`` (C, p), ``X`` (C, m, d), ``y`` (C, m), ``mask`` None or (C, m) 0/1 in X's dtype
+(padding rows, for clients with unequal data sizes). Row c equals the single-client method
+on ``(W[c], X[c][real rows], y[c][real rows])`` to rounding, and on NumPy is bit-identical to
+the same batched call on the one-client cohort ``W[c:c+1], X[c:c+1], …`` — results never
+depend on how clients are grouped. The layout, the reason for pad + mask, and how the kernels
+achieve grouping invariance are in :mod:`persafl_np.models.cohort` (theory/models.md §CO).
+
+Unvalidated kernels: every ``*_many`` method takes a keyword ``validate=True``. With
+``validate=False`` nothing is checked (no shapes, no label range, no mask values) and no
+extra work is done: this is the entry point for hot paths, such as the engine's local steps,
+whose data passed ``model.check_data`` once and whose shapes the caller builds itself. A bad
+label then gives a wrong result (or an ``IndexError``), so never pass ``validate=False`` on
+user input.
 
 Adding a model: write a frozen dataclass with these methods (``least_squares.py`` is the
 smallest template), prove its constants in ``theory/models.md`` (return ``math.inf`` where no
@@ -109,6 +131,25 @@ class Model(Protocol):
 
     def check_data(self, X: Any, y: Any) -> None:
         """Raise ``ValueError`` naming ``X`` or ``y`` if the data can't be used by this model."""
+        ...
+
+    def loss_many(self, W: Any, X: Any, y: Any, mask: Any = None, *,
+                  validate: bool = True) -> Any:
+        """(C,) losses f_c(W[c]) of C clients (module docstring, eq. (CO-1))."""
+        ...
+
+    def grad_many(self, W: Any, X: Any, y: Any, mask: Any = None, *,
+                  validate: bool = True) -> Any:
+        """(C, p) gradients ∇f_c(W[c]) of C clients."""
+        ...
+
+    def hvp_many(self, W: Any, V: Any, X: Any, y: Any, mask: Any = None, *,
+                 validate: bool = True) -> Any:
+        """(C, p) Hessian-vector products ∇²f_c(W[c]) V[c] of C clients."""
+        ...
+
+    def predict_many(self, W: Any, X: Any, *, validate: bool = True) -> Any:
+        """(C, m) predictions of C clients (labels for classifiers, targets for regression)."""
         ...
 
 

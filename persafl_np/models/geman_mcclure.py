@@ -7,8 +7,9 @@ nonconvex regularizer of ``LogisticRegression``. Derivatives (eq. (GM-1)):
     φ''(t)  = 2(1−3t²)/(1+t²)³,      −1/2 ≤ φ'' ≤ 2            (Lemma GM-1, at t² = 1, t = 0)
     φ'''(t) = 24 t(t²−1)/(1+t²)⁴,    |φ'''| ≤ GM3_MAX ≈ 4.6686  (Lemma GM-1, at t² = 1 − 2/√5)
 
-Arguments are clipped to ±1e100 first: beyond that φ = 1 and φ', φ'', φ''' underflow to
-(essentially) 0 in float64, and the clip keeps t² finite so no overflow warning is raised.
+Arguments are clipped to ±1e100 first (±1e18 for float32 and narrower inputs): beyond that
+φ = 1 and the derivatives underflow to (essentially) 0, and the clip keeps t² finite so no
+overflow warning is raised.
 Powers of (1+t²) are applied as repeated divisions for the same reason.
 """
 
@@ -17,11 +18,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from persafl_np.backend import array_namespace
+import numpy as np
+
+from persafl_np.backend import fast_namespace
 
 __all__ = ["GM1_MAX", "GM2_MAX", "GM2_MIN", "GM3_MAX", "gm", "gm1", "gm2", "gm3"]
 
 _CLIP = 1e100
+#: The clip for float32 (and narrower) arguments: (1e18)² = 1e36 < float32 max ≈ 3.4e38.
+_CLIP32 = 1e18
 
 #: max |φ'| = 3√3/8, attained at t = ±1/√3 (Lemma GM-1).
 GM1_MAX = 3.0 * math.sqrt(3.0) / 8.0
@@ -35,9 +40,11 @@ GM3_MAX = 24.0 * _T3 * (1.0 - _T3**2) / (1.0 + _T3**2) ** 4
 
 
 def _clip(t: Any) -> tuple[Any, Any]:
-    xp = array_namespace(t)
+    xp = fast_namespace(t)
+    wide = t.dtype == np.float64 if type(t) is np.ndarray else xp.finfo(t.dtype).bits >= 64
+    lim = _CLIP if wide else _CLIP32
     # minimum/maximum rather than clip: same result, far less wrapper overhead on small arrays.
-    tc = xp.minimum(xp.maximum(t, -_CLIP), _CLIP)
+    tc = xp.minimum(xp.maximum(t, -lim), lim)
     return tc, 1.0 + tc * tc
 
 

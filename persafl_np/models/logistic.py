@@ -12,6 +12,10 @@ a = Xw and σ the logistic sigmoid:
 Constants (Prop. LR-1, LR-2, LR-3): L = ‖X‖₂²/(4m) + l2 + 2ν,
 ρ = min(max_j‖x_j‖·‖X‖₂²/m, (1/m)Σ_j‖x_j‖³)/(6√3) + ν·GM3_MAX,
 B = min((1/m)Σ_j‖x_j‖, ‖X‖₂/√m) + ν·(3√3/8)·√d when l2 = 0, else ∞.
+
+Cohort methods (``*_many``, :mod:`persafl_np.models.cohort`, eq. (CO-1)): the same formulas per
+client with margins z_c = s_c ⊙ X_c w_c and the mean over its n_c real rows; the regularizers
+act on each client's own w_c.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from persafl_np.backend import array_namespace
+from persafl_np.backend import fast_namespace
 from persafl_np.models.base import (
     check_data,
     check_nonneg,
@@ -32,6 +36,13 @@ from persafl_np.models.base import (
     linear_init_params,
     linear_num_params,
     refuse_dense,
+)
+from persafl_np.models.cohort import (
+    check_cohort,
+    check_labels,
+    check_mask,
+    check_predict_cohort,
+    client_counts,
 )
 from persafl_np.models.geman_mcclure import GM1_MAX, GM2_MAX, GM3_MAX, gm, gm1, gm2
 
@@ -78,30 +89,42 @@ class LogisticRegression:
     def init_params(self, rng: np.random.Generator, n_features: int) -> np.ndarray:
         return linear_init_params(rng, n_features)
 
+    # ------------------------------------------------------------ one client
     def _margin(self, w: Any, X: Any, y: Any) -> tuple[Any, Any, Any]:
-        """(xp, signed margins z = s ⊙ Xw with s = 2y − 1, and s)."""
+        """(xp, signed margins z = s ⊙ Xw with s = 2y − 1, and s); refuses labels ∉ {0, 1}."""
         check_xy(X, y)
         check_params(w, X.shape[1])
-        xp = array_namespace(w, X, y)
+        xp = fast_namespace(w, X, y)
+        check_labels(xp, y, 2)
         s = 2.0 * xp.astype(y, X.dtype) - 1.0
         return xp, s * (X @ w), s
-
-    def _reg(self, w: Any, fn: Any) -> Any:
-        # ν = 0 skips the elementwise regularizer entirely (a pure logistic model).
-        return self.nonconvex * fn(w) if self.nonconvex else 0.0
 
     def loss(self, w: Any, X: Any, y: Any) -> Any:
         """f(w), eq. (LR-1); log(1+e^{−z}) evaluated without overflow."""
         xp, z, _ = self._margin(w, X, y)
-        data = xp.mean(_softplus_neg(xp, z, _exp_neg_abs(xp, z)))
-        reg = self.nonconvex * xp.sum(gm(w)) if self.nonconvex else 0.0
-        return data + 0.5 * self.l2 * xp.sum(w * w) + reg
+        out = xp.mean(_softplus_neg(xp, z, _exp_neg_abs(xp, z)))
+        if self.l2:
+            out = out + 0.5 * self.l2 * xp.sum(w * w)
+        return out + self.nonconvex * xp.sum(gm(w)) if self.nonconvex else out
 
     def grad(self, w: Any, X: Any, y: Any) -> Any:
         """∇f(w), eq. (LR-2); σ(a) − y = −s·σ(−z) keeps full precision for large margins."""
         xp, z, s = self._margin(w, X, y)
         r = -s * _sigmoid_neg(xp, z, _exp_neg_abs(xp, z))
-        return (r @ X) / X.shape[0] + self.l2 * w + self._reg(w, gm1)
+        return self._add_reg(w, (r @ X) / X.shape[0])
+
+    def _add_reg(self, w: Any, out: Any, v: Any = None) -> Any:
+        """Gradient (v None): out + l2·w + ν φ'(w); HVP: out + l2·v + ν φ''(w) v (eq. (LR-2)).
+
+        Terms whose weight is 0 are skipped (elementwise along the last axis: any batch shape).
+        """
+        if v is None:
+            if self.l2:
+                out = out + self.l2 * w
+            return out + self.nonconvex * gm1(w) if self.nonconvex else out
+        if self.l2:
+            out = out + self.l2 * v
+        return out + self.nonconvex * gm2(w) * v if self.nonconvex else out
 
     def _curvature(self, xp: Any, z: Any) -> Any:
         # σ'(a) = σ'(z) = e/(1+e)² with e = exp(−|z|): exact in relative terms in both tails.
@@ -114,8 +137,7 @@ class LogisticRegression:
         xp, z, _ = self._margin(w, X, y)
         check_params(v, X.shape[1], "v")
         c = self._curvature(xp, z)
-        reg = self.nonconvex * gm2(w) * v if self.nonconvex else 0.0
-        return ((c * (X @ v)) @ X) / X.shape[0] + self.l2 * v + reg
+        return self._add_reg(w, ((c * (X @ v)) @ X) / X.shape[0], v)
 
     def hessian(self, w: Any, X: Any, y: Any) -> Any:
         """Dense ∇²f(w), eq. (LR-2)."""
@@ -126,6 +148,59 @@ class LogisticRegression:
         diag = self.l2 + self.nonconvex * gm2(w)
         return ((X.T * s) @ X) / X.shape[0] + xp.eye(d, dtype=X.dtype) * diag
 
+    # ------------------------------------------------------------ a cohort
+    def _margin_many(self, W: Any, X: Any, y: Any, mask: Any, validate: bool,
+                     V: Any = None) -> tuple[Any, Any, Any]:
+        xp = fast_namespace(W, X, y, mask)
+        if validate:
+            check_cohort(W, X, y, self.num_params, mask, V)
+            check_mask(xp, mask)
+            check_labels(xp, y, 2)
+        s = 2.0 * xp.astype(y, X.dtype) - 1.0
+        return xp, s * (X @ W[..., None])[..., 0], s
+
+    def loss_many(self, W: Any, X: Any, y: Any, mask: Any = None, *,
+                  validate: bool = True) -> Any:
+        """(C,) losses of eq. (LR-1) per client, mean over its real rows (eq. (CO-1))."""
+        xp, z, _ = self._margin_many(W, X, y, mask, validate)
+        ell = _softplus_neg(xp, z, _exp_neg_abs(xp, z))
+        if mask is not None:
+            ell = ell * mask
+        out = xp.sum(ell, axis=-1) / client_counts(xp, X, mask)
+        if self.l2:
+            out = out + 0.5 * self.l2 * xp.sum(W * W, axis=-1)
+        return out + self.nonconvex * xp.sum(gm(W), axis=-1) if self.nonconvex else out
+
+    def grad_many(self, W: Any, X: Any, y: Any, mask: Any = None, *,
+                  validate: bool = True) -> Any:
+        """(C, p) gradients of eq. (LR-2) per client (eq. (CO-1))."""
+        xp, z, s = self._margin_many(W, X, y, mask, validate)
+        r = -s * _sigmoid_neg(xp, z, _exp_neg_abs(xp, z))
+        if mask is not None:
+            r = r * mask
+        n = client_counts(xp, X, mask)
+        g = (r[..., None, :] @ X)[..., 0, :] / (n if mask is None else n[..., None])
+        return self._add_reg(W, g)
+
+    def hvp_many(self, W: Any, V: Any, X: Any, y: Any, mask: Any = None, *,
+                 validate: bool = True) -> Any:
+        """(C, p) products ∇²f_c(W[c]) V[c] of eq. (LR-2) per client (eq. (CO-1))."""
+        xp, z, _ = self._margin_many(W, X, y, mask, validate, V)
+        u = self._curvature(xp, z) * (X @ V[..., None])[..., 0]
+        if mask is not None:
+            u = u * mask
+        n = client_counts(xp, X, mask)
+        hv = (u[..., None, :] @ X)[..., 0, :] / (n if mask is None else n[..., None])
+        return self._add_reg(W, hv, V)
+
+    def predict_many(self, W: Any, X: Any, *, validate: bool = True) -> Any:
+        """(C, m) labels 1 where x·w_c ≥ 0, else 0; integer dtype."""
+        if validate:
+            check_predict_cohort(W, X, self.num_params)
+        xp = fast_namespace(W, X)
+        return xp.astype((X @ W[..., None])[..., 0] >= 0.0, xp.int64)
+
+    # ------------------------------------------------------------ constants
     def smoothness(self, X: Any, y: Any) -> float:
         """L = ‖X‖₂²/(4m) + l2 + 2ν (theory/models.md, Prop. LR-1)."""
         return design_norms(X).spec2_over_m / 4.0 + self.l2 + GM2_MAX * self.nonconvex
@@ -151,7 +226,7 @@ class LogisticRegression:
         if len(X.shape) != 2:
             raise ValueError(f"X must be 2-D (m samples, d features), got shape {tuple(X.shape)}")
         check_params(w, X.shape[1])
-        xp = array_namespace(w, X)
+        xp = fast_namespace(w, X)
         return xp.astype(X @ w >= 0.0, xp.int64)
 
     def check_data(self, X: Any, y: Any) -> None:

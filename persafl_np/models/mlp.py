@@ -17,6 +17,11 @@ applied to blocks of identity columns at once (a leading batch axis).
 Constants (Prop. MLP-1): for every data set, every h ≥ 1, C ≥ 2, l2 ≥ 0 and both
 activations, sup_w‖∇²f(w)‖ = ∞, the Hessian is not Lipschitz and ‖∇f‖ is unbounded, so
 ``smoothness``, ``hessian_lipschitz`` and ``grad_bound`` all return ``math.inf``.
+
+Cohort methods (``*_many``, :mod:`persafl_np.models.cohort`, eq. (CO-1)): the same passes with
+a leading client axis on every block (W1 (n, d, h), b1 (n, h), …) and on X (n, m, d); the
+output-layer error D = (P − Y)/n_c and its R-derivative are multiplied by the padding mask, so
+padding rows contribute nothing to any gradient or HVP block.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from persafl_np.backend import array_namespace
+from persafl_np.backend import NUMPY_NAMESPACE, fast_namespace
 from persafl_np.models.base import (
     MAX_DENSE_HESSIAN,
     check_data,
@@ -36,7 +41,22 @@ from persafl_np.models.base import (
     check_xy,
     refuse_dense,
 )
-from persafl_np.models.softmax import log_softmax, one_hot, softmax_jvp
+from persafl_np.models.cohort import (
+    check_cohort,
+    check_labels,
+    check_mask,
+    check_predict_cohort,
+    client_counts,
+    one_hot_labels,
+)
+from persafl_np.models.softmax import (
+    _np_label_flat,
+    _np_probs_t,
+    log_softmax,
+    softmax,
+    softmax_jvp,
+    to_class_major,
+)
 
 __all__ = ["ACTIVATIONS", "MLP"]
 
@@ -120,7 +140,9 @@ class MLP:
     def _check(self, w: Any, X: Any, y: Any) -> Any:
         check_xy(X, y)
         check_params(w, self.num_params(X.shape[1]))
-        return array_namespace(w, X, y)
+        xp = fast_namespace(w, X, y)
+        check_labels(xp, y, self.n_classes)
+        return xp
 
     def _forward(self, xp: Any, w: Any, X: Any, order: int = 1) -> dict[str, Any]:
         W1, b1, W2, b2 = self._split(xp, w, X.shape[1])
@@ -136,12 +158,13 @@ class MLP:
         """f(w), eq. (MLP-1)."""
         xp = self._check(w, X, y)
         fw = self._forward(xp, w, X)
-        Y = one_hot(y, self.n_classes, X.dtype)
-        return -xp.sum(Y * log_softmax(fw["Z"])) / X.shape[0] + 0.5 * self.l2 * xp.sum(w * w)
+        Y = one_hot_labels(xp, y, self.n_classes, X.dtype, validate=False)
+        out = -xp.sum(Y * log_softmax(fw["Z"])) / X.shape[0]
+        return out + 0.5 * self.l2 * xp.sum(w * w) if self.l2 else out
 
     def _backward(self, xp: Any, fw: dict[str, Any], X: Any, y: Any) -> dict[str, Any]:
-        P = xp.exp(log_softmax(fw["Z"]))
-        D = (P - one_hot(y, self.n_classes, X.dtype)) / X.shape[0]
+        P = softmax(fw["Z"])
+        D = (P - one_hot_labels(xp, y, self.n_classes, X.dtype, validate=False)) / X.shape[0]
         dS = D @ fw["W2"].T
         return {"P": P, "D": D, "dSum": dS, "dA": dS * fw["dS"]}
 
@@ -152,7 +175,8 @@ class MLP:
         bw = self._backward(xp, fw, X, y)
         parts = (X.T @ bw["dA"], xp.sum(bw["dA"], axis=0), fw["S"].T @ bw["D"],
                  xp.sum(bw["D"], axis=0))
-        return self._join(xp, parts, ()) + self.l2 * w
+        g = self._join(xp, parts, ())
+        return g + self.l2 * w if self.l2 else g
 
     def _rop(self, xp: Any, w: Any, V: Any, X: Any, y: Any) -> Any:
         """∇²f(w) applied to v (p,) or to the rows of V (k, p): the R-operator of eq. (MLP-3).
@@ -171,7 +195,8 @@ class MLP:
         RdS = RD @ fw["W2"].T + bw["D"] @ xp.matrix_transpose(VW2)
         RdA = RdS * fw["dS"] + bw["dSum"] * fw["d2S"] * RA
         parts = (X.T @ RdA, xp.sum(RdA, axis=-2), RgW2, xp.sum(RD, axis=-2))
-        return self._join(xp, parts, tuple(V.shape[:-1])) + self.l2 * V
+        hv = self._join(xp, parts, tuple(V.shape[:-1]))
+        return hv + self.l2 * V if self.l2 else hv
 
     def hvp(self, w: Any, v: Any, X: Any, y: Any) -> Any:
         """∇²f(w) v, exact, by the R-operator (Pearlmutter 1994), eq. (MLP-3)."""
@@ -190,6 +215,168 @@ class MLP:
         cols = [self._rop(xp, w, eye[i:min(i + k, p), :], X, y) for i in range(0, p, k)]
         # Row i is ∇²f(w) e_i, i.e. column i; no symmetrization, so tests can check symmetry.
         return xp.concat(cols, axis=0)
+
+    # ----------------------------------------------------------------- a cohort
+    def _check_many(self, W: Any, X: Any, y: Any, mask: Any, validate: bool,
+                    V: Any = None) -> Any:
+        xp = fast_namespace(W, X, y, mask)
+        if validate:
+            check_cohort(W, X, y, self.num_params, mask, V)
+            check_mask(xp, mask)
+        return xp
+
+    def _forward_many(self, xp: Any, W: Any, X: Any, order: int = 1) -> dict[str, Any]:
+        """Eq. (MLP-1) per client: A = X W1 + 1b1ᵀ, S = σ(A), Z = S W2 + 1b2ᵀ."""
+        W1, b1, W2, b2 = self._split(xp, W, X.shape[2])
+        A = X @ W1 + b1[..., None, :]
+        acts = _activation(xp, self.activation, A, order)
+        Z = acts[0] @ W2 + b2[..., None, :]
+        out = {"W2": W2, "S": acts[0], "dS": acts[1], "Z": Z}
+        if order == 2:
+            out["d2S"] = acts[2]
+        return out
+
+    def _backward_many(self, xp: Any, fw: dict[str, Any], X: Any, y: Any, mask: Any,
+                       validate: bool) -> dict[str, Any]:
+        """D_c = mask ⊙ (P_c − Y_c)/n_c and the back-propagated dS, dA of eq. (MLP-2)."""
+        P = softmax(fw["Z"])
+        R = P - one_hot_labels(xp, y, self.n_classes, X.dtype, validate)
+        n = client_counts(xp, X, mask)
+        if mask is None:
+            D = R / n
+        else:
+            D = R * mask[..., None] / n[..., None, None]
+        dS = D @ xp.matrix_transpose(fw["W2"])
+        return {"P": P, "D": D, "n": n, "dSum": dS, "dA": dS * fw["dS"]}
+
+    def loss_many(self, W: Any, X: Any, y: Any, mask: Any = None, *,
+                  validate: bool = True) -> Any:
+        """(C,) losses of eq. (MLP-1) per client, mean over its real rows (eq. (CO-1))."""
+        xp = self._check_many(W, X, y, mask, validate)
+        Z = self._forward_many(xp, W, X)["Z"]
+        Y = one_hot_labels(xp, y, self.n_classes, X.dtype, validate)
+        if mask is not None:
+            Y = Y * mask[..., None]
+        out = -xp.sum(Y * log_softmax(Z), axis=(-2, -1)) / client_counts(xp, X, mask)
+        return out + 0.5 * self.l2 * xp.sum(W * W, axis=-1) if self.l2 else out
+
+    def grad_many(self, W: Any, X: Any, y: Any, mask: Any = None, *,
+                  validate: bool = True) -> Any:
+        """(C, p) gradients by back-propagation, eq. (MLP-2), per client (eq. (CO-1))."""
+        xp = self._check_many(W, X, y, mask, validate)
+        if xp is NUMPY_NAMESPACE:
+            g = self._np_grad_many(W, X, y, mask, validate)
+            return g + self.l2 * W if self.l2 else g
+        fw = self._forward_many(xp, W, X)
+        bw = self._backward_many(xp, fw, X, y, mask, validate)
+        mT = xp.matrix_transpose
+        parts = (mT(X) @ bw["dA"], xp.sum(bw["dA"], axis=-2), mT(fw["S"]) @ bw["D"],
+                 xp.sum(bw["D"], axis=-2))
+        g = self._join(xp, parts, (X.shape[0],))
+        return g + self.l2 * W if self.l2 else g
+
+    def _np_grad_many(self, W: np.ndarray, X: np.ndarray, y: np.ndarray, mask: Any,
+                      validate: bool) -> np.ndarray:
+        """Eq. (MLP-2) on NumPy: output layer class-major (n, K, m), in-place temporaries.
+
+        Same layout reasons as the softmax cohort kernels (``models/softmax.py``): the
+        per-sample softmax reduces along axis −2, labels enter by flat indexing.
+        """
+        n, _, d = X.shape
+        W1, b1, W2, b2 = self._split(NUMPY_NAMESPACE, W, d)
+        A = X @ W1
+        A += b1[:, None, :]
+        S, dS = _activation(NUMPY_NAMESPACE, self.activation, A, 1)
+        Z = S @ W2
+        Z += b2[:, None, :]
+        Dt = _np_probs_t(to_class_major(Z))                        # Pᵀ (n, K, m)
+        Dt.reshape(-1)[_np_label_flat(y, self.n_classes, validate)] -= 1.0
+        if mask is None:
+            Dt /= X.shape[1]
+        else:
+            Dt *= mask[:, None, :]
+            Dt /= np.sum(mask, axis=-1)[:, None, None]
+        dA = np.swapaxes(Dt, -1, -2) @ np.swapaxes(W2, -1, -2)      # (n, m, h)
+        dA *= dS
+        parts = (np.swapaxes(X, -1, -2) @ dA, np.sum(dA, axis=-2),
+                 S.transpose(0, 2, 1) @ Dt.transpose(0, 2, 1), np.sum(Dt, axis=-1))
+        return np.concatenate([np.reshape(p, (n, -1)) for p in parts], axis=-1)
+
+    def hvp_many(self, W: Any, V: Any, X: Any, y: Any, mask: Any = None, *,
+                 validate: bool = True) -> Any:
+        """(C, p) products ∇²f_c(W[c]) V[c] by the R-operator, eq. (MLP-3), per client."""
+        xp = self._check_many(W, X, y, mask, validate, V)
+        if xp is NUMPY_NAMESPACE:
+            hv = self._np_hvp_many(W, V, X, y, mask, validate)
+            return hv + self.l2 * V if self.l2 else hv
+        fw = self._forward_many(xp, W, X, order=2)
+        bw = self._backward_many(xp, fw, X, y, mask, validate)
+        mT = xp.matrix_transpose
+        VW1, Vb1, VW2, Vb2 = self._split(xp, V, X.shape[2])
+        RA = X @ VW1 + Vb1[..., None, :]                       # (C, m, h)
+        RS = fw["dS"] * RA
+        RZ = RS @ fw["W2"] + fw["S"] @ VW2 + Vb2[..., None, :]  # (C, m, K)
+        J = softmax_jvp(bw["P"], RZ)
+        n = bw["n"]
+        RD = J / n if mask is None else J * mask[..., None] / n[..., None, None]
+        RgW2 = mT(RS) @ bw["D"] + mT(fw["S"]) @ RD
+        RdS = RD @ mT(fw["W2"]) + bw["D"] @ mT(VW2)
+        RdA = RdS * fw["dS"] + bw["dSum"] * fw["d2S"] * RA
+        parts = (mT(X) @ RdA, xp.sum(RdA, axis=-2), RgW2, xp.sum(RD, axis=-2))
+        hv = self._join(xp, parts, (X.shape[0],))
+        return hv + self.l2 * V if self.l2 else hv
+
+    def _np_hvp_many(self, W: np.ndarray, V: np.ndarray, X: np.ndarray, y: np.ndarray,
+                     mask: Any, validate: bool) -> np.ndarray:
+        """Eq. (MLP-3) on NumPy, the output layer class-major (see :meth:`_np_grad_many`)."""
+        n, m, d = X.shape
+        sw = np.swapaxes
+        W1, b1, W2, b2 = self._split(NUMPY_NAMESPACE, W, d)
+        VW1, Vb1, VW2, Vb2 = self._split(NUMPY_NAMESPACE, V, d)
+        A = X @ W1
+        A += b1[:, None, :]
+        S, dS, d2S = _activation(NUMPY_NAMESPACE, self.activation, A, 2)
+        Z = S @ W2
+        Z += b2[:, None, :]
+        Pt = _np_probs_t(to_class_major(Z))                          # Pᵀ (n, K, m)
+        Dt = Pt.copy()
+        Dt.reshape(-1)[_np_label_flat(y, self.n_classes, validate)] -= 1.0
+        mask3 = None if mask is None else mask[:, None, :]
+        count = m if mask is None else np.sum(mask, axis=-1)[:, None, None]
+        if mask3 is not None:
+            Dt *= mask3
+        Dt /= count                                                 # Dᵀ = (P − Y)ᵀ/n_c
+        dSum = sw(Dt, -1, -2) @ sw(W2, -1, -2)                       # (n, m, h)
+        RA = X @ VW1
+        RA += Vb1[:, None, :]
+        RS = dS * RA
+        RZ = RS @ W2
+        RZ += S @ VW2
+        RZ += Vb2[:, None, :]
+        RZt = to_class_major(RZ)                                    # R(Z)ᵀ (n, K, m)
+        RZt *= Pt                                                   # P ⊙ RZ
+        Pt *= np.sum(RZt, axis=-2, keepdims=True)
+        RZt -= Pt                                                   # A(p) RZ, eq. (SM-2)
+        if mask3 is not None:
+            RZt *= mask3
+        RZt /= count                                                # R(D)ᵀ
+        RgW2 = sw(RS, -1, -2) @ sw(Dt, -1, -2)
+        RgW2 += sw(S, -1, -2) @ sw(RZt, -1, -2)
+        RdA = sw(RZt, -1, -2) @ sw(W2, -1, -2)
+        RdA += sw(Dt, -1, -2) @ sw(VW2, -1, -2)
+        RdA *= dS
+        dSum *= d2S
+        dSum *= RA
+        RdA += dSum
+        parts = (sw(X, -1, -2) @ RdA, np.sum(RdA, axis=-2), RgW2, np.sum(RZt, axis=-1))
+        return np.concatenate([np.reshape(p, (n, -1)) for p in parts], axis=-1)
+
+    def predict_many(self, W: Any, X: Any, *, validate: bool = True) -> Any:
+        """(C, m) labels argmax_k of each client's output logits."""
+        if validate:
+            check_predict_cohort(W, X, self.num_params)
+        xp = fast_namespace(W, X)
+        return xp.argmax(self._forward_many(xp, W, X)["Z"], axis=-1)
 
     # -------------------------------------------------------------- constants
     def smoothness(self, X: Any, y: Any) -> float:
@@ -212,7 +399,7 @@ class MLP:
         if len(X.shape) != 2:
             raise ValueError(f"X must be 2-D (m samples, d features), got shape {tuple(X.shape)}")
         check_params(w, self.num_params(X.shape[1]))
-        xp = array_namespace(w, X)
+        xp = fast_namespace(w, X)
         return xp.argmax(self._forward(xp, w, X)["Z"], axis=1)
 
     def check_data(self, X: Any, y: Any) -> None:

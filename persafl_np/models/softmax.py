@@ -13,6 +13,10 @@ ones column to X). With Z = XW, P = softmax(Z) row-wise and Y the one-hot labels
 
 Constants (Prop. SM-1..3): L = ‖X‖₂²/(2m) + l2, ρ = min(max_j‖x_j‖‖X‖₂²/m, (1/m)Σ‖x_j‖³)/√2,
 B = √2·min((1/m)Σ‖x_j‖, ‖X‖₂/√m) when l2 = 0, else ∞.
+
+Cohort methods (``*_many``, :mod:`persafl_np.models.cohort`, eq. (CO-1)): a cohort of n
+clients has W of shape (n, d·C), viewed as (n, d, C); every product is one slice of a stacked
+matmul, and the rows of P − Y (and of A(p)U) are multiplied by the padding mask before Xᵀ.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from persafl_np.backend import array_namespace
+from persafl_np.backend import NUMPY_NAMESPACE, fast_namespace
 from persafl_np.models.base import (
     check_data,
     check_nonneg,
@@ -32,29 +36,95 @@ from persafl_np.models.base import (
     design_norms,
     refuse_dense,
 )
+from persafl_np.models.cohort import (
+    check_cohort,
+    check_labels,
+    check_mask,
+    check_predict_cohort,
+    client_counts,
+    np_label_index,
+    one_hot_labels,
+)
 
-__all__ = ["SoftmaxRegression", "log_softmax", "one_hot"]
+__all__ = ["SoftmaxRegression", "log_softmax", "one_hot", "softmax", "softmax_jvp",
+           "to_class_major"]
 
 
-def one_hot(y: Any, n_classes: int, dtype: Any) -> Any:
-    """(m, C) one-hot matrix of integer labels, by comparison with ``arange`` (array API)."""
-    xp = array_namespace(y)
-    cls = xp.arange(n_classes, dtype=y.dtype)
-    return xp.astype(xp.expand_dims(y, axis=1) == cls, dtype)
+def one_hot(y: Any, n_classes: int, dtype: Any, validate: bool = False) -> Any:
+    """(…, C) one-hot matrix of integer labels, by comparison with ``arange`` (array API).
+
+    ``validate``: refuse labels that are not integers in 0..C−1 (``ValueError`` naming ``y``).
+    """
+    return one_hot_labels(fast_namespace(y), y, n_classes, dtype, validate)
 
 
 def log_softmax(Z: Any) -> Any:
-    """Row-wise log softmax, shifted by the row maximum so exp never overflows."""
-    xp = array_namespace(Z)
-    Zs = Z - xp.max(Z, axis=1, keepdims=True)
-    return Zs - xp.log(xp.sum(xp.exp(Zs), axis=1, keepdims=True))
+    """Log softmax along the last axis, shifted by the maximum so exp never overflows."""
+    xp = fast_namespace(Z)
+    Zs = Z - xp.max(Z, axis=-1, keepdims=True)
+    return Zs - xp.log(xp.sum(xp.exp(Zs), axis=-1, keepdims=True))
+
+
+def softmax(Z: Any) -> Any:
+    """Softmax along the last axis: E/ΣE with E = exp(Z − max), so exp never overflows."""
+    xp = fast_namespace(Z)
+    E = xp.exp(Z - xp.max(Z, axis=-1, keepdims=True))
+    return E / xp.sum(E, axis=-1, keepdims=True)
 
 
 def softmax_jvp(P: Any, U: Any) -> Any:
     """A(p_j) u_j row-wise: P ⊙ U − P ⊙ (row sums of P ⊙ U) (eq. (SM-2)); broadcasts batches."""
-    xp = array_namespace(P, U)
+    xp = fast_namespace(P, U)
     PU = P * U
     return PU - P * xp.sum(PU, axis=-1, keepdims=True)
+
+
+# ---------------------------------------------------------------- NumPy cohort kernels
+# On NumPy the cohort kernels work in a class-major layout Zᵀ (n, C, m) = W_cᵀ X_cᵀ per client:
+# the per-sample reductions over the C classes then run along axis −2 with the m samples
+# contiguous (NumPy's reductions and broadcasts along a short trailing axis cost a separate
+# inner-loop call per row: ≈10× slower for C = 10), large temporaries are updated in place
+# (each fresh ~0.5 MB array costs page faults), and labels enter by flat indexing instead of a
+# one-hot matrix. Every step is still one stacked-matmul slice, a reduction inside one client's
+# slice, or elementwise, so the results stay independent of the grouping (theory/models.md §CO).
+def _np_logits_t(W: np.ndarray, X: np.ndarray, K: int) -> np.ndarray:
+    """(n, K, m) logits Z_cᵀ, a fresh C-contiguous array.
+
+    Computed as X_c W_c (the single-client method's product, so the same BLAS call and the
+    same bits) and then copied transposed: a class-major product W_cᵀX_cᵀ rounds differently,
+    and for saturated probabilities p_y ≈ 1 that rounding is amplified in p_y − 1.
+    """
+    n, _, d = X.shape
+    return to_class_major(X @ np.reshape(W, (n, d, K)))
+
+
+def to_class_major(Z: np.ndarray) -> np.ndarray:
+    """(n, m, K) → C-contiguous (n, K, m) copy."""
+    return np.ascontiguousarray(np.swapaxes(Z, -1, -2))
+
+
+def _np_label_flat(y: np.ndarray, K: int, validate: bool) -> np.ndarray:
+    """Flat indices of the entries (c, y_cj, j) of a (n, K, m) array."""
+    n, m = y.shape
+    yi = np_label_index(y, K, validate)
+    return (np.arange(n)[:, None] * (K * m) + np.arange(m) + yi * m).reshape(-1)
+
+
+def _np_probs_t(Zt: np.ndarray) -> np.ndarray:
+    """Softmax over axis −2 of (n, K, m) logits, in place: P = exp(Z − max)/Σ exp(Z − max)."""
+    Zt -= np.max(Zt, axis=-2, keepdims=True)
+    np.exp(Zt, out=Zt)
+    Zt /= np.sum(Zt, axis=-2, keepdims=True)
+    return Zt
+
+
+def _np_xt_times(X: np.ndarray, Rt: np.ndarray, n: Any, mask: Any) -> np.ndarray:
+    """(n, d·K) rows vec(X_cᵀ R_c)/n_c for class-major R_cᵀ (n, K, m), mask applied first."""
+    if mask is not None:
+        Rt *= mask[:, None, :]
+    G = X.transpose(0, 2, 1) @ Rt.transpose(0, 2, 1)
+    G /= n if mask is None else n[:, None, None]
+    return np.reshape(G, (X.shape[0], -1))
 
 
 @dataclass(frozen=True)
@@ -80,39 +150,56 @@ class SoftmaxRegression:
     def init_params(self, rng: np.random.Generator, n_features: int) -> np.ndarray:
         return rng.normal(0.0, 1.0 / math.sqrt(n_features), size=self.num_params(n_features))
 
+    # ------------------------------------------------------------ one client
     def _unpack(self, w: Any, X: Any, y: Any) -> tuple[Any, Any]:
         check_xy(X, y)
         check_params(w, self.num_params(X.shape[1]))
-        xp = array_namespace(w, X, y)
+        xp = fast_namespace(w, X, y)
         return xp, xp.reshape(w, (X.shape[1], self.n_classes))
 
     def loss(self, w: Any, X: Any, y: Any) -> Any:
         """f(w), eq. (SM-1)."""
         xp, W = self._unpack(w, X, y)
         logp = log_softmax(X @ W)
-        Y = one_hot(y, self.n_classes, X.dtype)
-        return -xp.sum(Y * logp) / X.shape[0] + 0.5 * self.l2 * xp.sum(w * w)
+        Y = one_hot_labels(xp, y, self.n_classes, X.dtype)
+        out = -xp.sum(Y * logp) / X.shape[0]
+        return out + 0.5 * self.l2 * xp.sum(w * w) if self.l2 else out
 
     def _probs(self, xp: Any, W: Any, X: Any) -> Any:
-        return xp.exp(log_softmax(X @ W))
+        return softmax(X @ W)
 
     def grad(self, w: Any, X: Any, y: Any) -> Any:
         """∇f(w), eq. (SM-2)."""
         xp, W = self._unpack(w, X, y)
-        R = self._probs(xp, W, X) - one_hot(y, self.n_classes, X.dtype)
-        return xp.reshape(X.T @ R, (-1,)) / X.shape[0] + self.l2 * w
+        if xp is NUMPY_NAMESPACE:
+            # P = exp(Z − max)/Σ exp(Z − max) in place, then P − Y by flat indexing.
+            m, K = X.shape[0], self.n_classes
+            R = X @ W
+            R -= np.max(R, axis=1, keepdims=True)
+            np.exp(R, out=R)
+            R /= np.sum(R, axis=1, keepdims=True)
+            R.reshape(-1)[np.arange(0, m * K, K) + np_label_index(y, K)] -= 1.0
+            g = np.reshape(X.T @ R, (-1,))
+            g /= m
+            return g + self.l2 * w if self.l2 else g
+        R = self._probs(xp, W, X) - one_hot_labels(xp, y, self.n_classes, X.dtype)
+        g = xp.reshape(X.T @ R, (-1,)) / X.shape[0]
+        return g + self.l2 * w if self.l2 else g
 
     def hvp(self, w: Any, v: Any, X: Any, y: Any) -> Any:
         """∇²f(w) v without forming the Hessian, eq. (SM-2): three (m×d)(d×C)-sized products."""
         xp, W = self._unpack(w, X, y)
         check_params(v, self.num_params(X.shape[1]), "v")
+        check_labels(xp, y, self.n_classes)
         V = xp.reshape(v, W.shape)
         R = softmax_jvp(self._probs(xp, W, X), X @ V)
-        return xp.reshape(X.T @ R, (-1,)) / X.shape[0] + self.l2 * v
+        hv = xp.reshape(X.T @ R, (-1,)) / X.shape[0]
+        return hv + self.l2 * v if self.l2 else hv
 
     def hessian(self, w: Any, X: Any, y: Any) -> Any:
         """Dense ∇²f(w) = (1/m)Σ_j x_j x_jᵀ ⊗ A(p_j) + l2·I, row-major (k, c), eq. (SM-2)."""
         xp, W = self._unpack(w, X, y)
+        check_labels(xp, y, self.n_classes)
         m, d = X.shape
         C = self.n_classes
         refuse_dense(d * C)
@@ -126,6 +213,98 @@ class SoftmaxRegression:
         H = xp.reshape(H1, (d * C, d * C)) - XP.T @ XP
         return H / m + self.l2 * xp.eye(d * C, dtype=X.dtype)
 
+    # ------------------------------------------------------------ a cohort
+    def _check_many(self, xp: Any, W: Any, X: Any, y: Any, mask: Any, V: Any = None) -> None:
+        check_cohort(W, X, y, self.num_params, mask, V)
+        check_mask(xp, mask)
+
+    def _probs_many(self, xp: Any, W: Any, X: Any) -> Any:
+        C, _, d = X.shape
+        return softmax(X @ xp.reshape(W, (C, d, self.n_classes)))
+
+    def loss_many(self, W: Any, X: Any, y: Any, mask: Any = None, *,
+                  validate: bool = True) -> Any:
+        """(C,) losses of eq. (SM-1) per client, mean over its real rows (eq. (CO-1))."""
+        xp = fast_namespace(W, X, y, mask)
+        if validate:
+            self._check_many(xp, W, X, y, mask)
+        if xp is NUMPY_NAMESPACE:
+            Zt = _np_logits_t(W, X, self.n_classes)
+            Zt -= np.max(Zt, axis=-2, keepdims=True)
+            # −log p_{y} = log Σ_k exp(z_k − max) − (z_y − max).
+            ell = np.log(np.sum(np.exp(Zt), axis=-2))
+            ell -= np.reshape(Zt.reshape(-1)[_np_label_flat(y, self.n_classes, validate)],
+                              y.shape)
+            if mask is not None:
+                ell *= mask
+            out = np.sum(ell, axis=-1) / client_counts(xp, X, mask)
+            return out + 0.5 * self.l2 * np.sum(W * W, axis=-1) if self.l2 else out
+        C, _, d = X.shape
+        logp = log_softmax(X @ xp.reshape(W, (C, d, self.n_classes)))
+        Y = one_hot_labels(xp, y, self.n_classes, X.dtype, validate)
+        if mask is not None:
+            Y = Y * mask[..., None]
+        out = -xp.sum(Y * logp, axis=(-2, -1)) / client_counts(xp, X, mask)
+        return out + 0.5 * self.l2 * xp.sum(W * W, axis=-1) if self.l2 else out
+
+    def grad_many(self, W: Any, X: Any, y: Any, mask: Any = None, *,
+                  validate: bool = True) -> Any:
+        """(C, p) gradients vec(X_cᵀ(P_c − Y_c)/n_c + l2·W_c) (eqs. (SM-2), (CO-1))."""
+        xp = fast_namespace(W, X, y, mask)
+        if validate:
+            self._check_many(xp, W, X, y, mask)
+        if xp is NUMPY_NAMESPACE:
+            Pt = _np_probs_t(_np_logits_t(W, X, self.n_classes))
+            Pt.reshape(-1)[_np_label_flat(y, self.n_classes, validate)] -= 1.0
+            g = _np_xt_times(X, Pt, client_counts(xp, X, mask), mask)
+            return g + self.l2 * W if self.l2 else g
+        R = self._probs_many(xp, W, X) - one_hot_labels(xp, y, self.n_classes, X.dtype,
+                                                        validate)
+        if mask is not None:
+            R = R * mask[..., None]
+        n = client_counts(xp, X, mask)
+        G = xp.reshape(xp.matrix_transpose(X) @ R, (X.shape[0], -1))
+        g = G / (n if mask is None else n[..., None])
+        return g + self.l2 * W if self.l2 else g
+
+    def hvp_many(self, W: Any, V: Any, X: Any, y: Any, mask: Any = None, *,
+                 validate: bool = True) -> Any:
+        """(C, p) products ∇²f_c(W[c]) V[c] of eq. (SM-2) per client (eq. (CO-1))."""
+        xp = fast_namespace(W, V, X, y, mask)
+        if validate:
+            self._check_many(xp, W, X, y, mask, V)
+        if xp is NUMPY_NAMESPACE:
+            if validate:
+                np_label_index(y, self.n_classes)
+            K = self.n_classes
+            Pt = _np_probs_t(_np_logits_t(W, X, K))
+            Rt = _np_logits_t(V, X, K)                    # Uᵀ
+            Rt *= Pt                                      # P ⊙ U
+            Pt *= np.sum(Rt, axis=-2, keepdims=True)      # P ⊙ ((P ⊙ U) 1)
+            Rt -= Pt                                      # A(p_j) u_j, eq. (SM-2)
+            hv = _np_xt_times(X, Rt, client_counts(xp, X, mask), mask)
+            return hv + self.l2 * V if self.l2 else hv
+        if validate:
+            check_labels(xp, y, self.n_classes)
+        C, _, d = X.shape
+        U = X @ xp.reshape(V, (C, d, self.n_classes))
+        R = softmax_jvp(self._probs_many(xp, W, X), U)
+        if mask is not None:
+            R = R * mask[..., None]
+        n = client_counts(xp, X, mask)
+        hv = xp.reshape(xp.matrix_transpose(X) @ R, (C, -1)) / (n if mask is None
+                                                                else n[..., None])
+        return hv + self.l2 * V if self.l2 else hv
+
+    def predict_many(self, W: Any, X: Any, *, validate: bool = True) -> Any:
+        """(C, m) labels argmax_k (X_c W_c)_{jk}."""
+        if validate:
+            check_predict_cohort(W, X, self.num_params)
+        xp = fast_namespace(W, X)
+        C, _, d = X.shape
+        return xp.argmax(X @ xp.reshape(W, (C, d, self.n_classes)), axis=-1)
+
+    # ------------------------------------------------------------ constants
     def smoothness(self, X: Any, y: Any) -> float:
         """L = ‖X‖₂²/(2m) + l2 (theory/models.md, Prop. SM-1)."""
         return design_norms(X).spec2_over_m / 2.0 + self.l2
@@ -148,7 +327,7 @@ class SoftmaxRegression:
         if len(X.shape) != 2:
             raise ValueError(f"X must be 2-D (m samples, d features), got shape {tuple(X.shape)}")
         check_params(w, self.num_params(X.shape[1]))
-        xp = array_namespace(w, X)
+        xp = fast_namespace(w, X)
         return xp.argmax(X @ xp.reshape(w, (X.shape[1], self.n_classes)), axis=1)
 
     def check_data(self, X: Any, y: Any) -> None:

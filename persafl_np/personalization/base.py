@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import numpy as np
 
 from persafl_np.models.base import Model
+from persafl_np.personalization.sampling import as_sampler
 
 __all__ = ["Oracle", "OracleStep", "PersonalizedConstants", "sample_batch"]
 
@@ -100,14 +101,27 @@ class Oracle(Protocol):
         """The client's personalized model θ_i given the global model w."""
         ...
 
+    def batches_per_step(self, batch_size: int | None) -> int:
+        """How many mini-batches one local step draws (law (SIM-BATCH)); 0: none."""
+        ...
+
+    def step_many(self, kern: Any, Y: Any, batches: list, warm: Any = None) -> Any:
+        """``step`` for a cohort: Y (C, p), ``batches`` a list of stacked (X, y, mask) in draw
+        order; returns a :class:`~persafl_np.personalization.cohort.ManyStep`. Row c must
+        equal ``step`` of client c on the same batches (checked by ``check_oracle``)."""
+        ...
+
     def constants(self, L: float, rho: float, B: float) -> PersonalizedConstants:
         """L_F (and oracle bias) of F_i from the model's L, ρ, B."""
         ...
 
 
-def sample_batch(rng: np.random.Generator, m: int, batch_size: int | None) -> np.ndarray | slice:
-    """Indices of one mini-batch of ``batch_size`` distinct samples out of ``m``.
+def sample_batch(rng: Any, m: int, batch_size: int | None) -> np.ndarray | slice:
+    """Indices of the next mini-batch of ``batch_size`` distinct samples out of ``m``.
 
+    Law (SIM-BATCH) of theory/simulator.md §1.1 (:mod:`.sampling`): ``rng`` a
+    :class:`~persafl_np.personalization.sampling.BatchSampler` continues its pass; a bare
+    ``numpy.random.Generator`` starts a fresh pass (the first b entries of a new permutation).
     ``batch_size=None`` (or ≥ m) returns ``slice(None)``: the full batch, no randomness
     consumed, so full-batch runs are deterministic regardless of the stream.
     """
@@ -115,4 +129,4 @@ def sample_batch(rng: np.random.Generator, m: int, batch_size: int | None) -> np
         return slice(None)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
-    return rng.choice(m, size=batch_size, replace=False)
+    return as_sampler(rng).take(m, batch_size, 1)[0]

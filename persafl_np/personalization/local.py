@@ -18,6 +18,7 @@ import numpy as np
 
 from persafl_np.models.base import Model
 from persafl_np.personalization.base import Oracle
+from persafl_np.personalization.sampling import as_sampler
 
 __all__ = ["LocalUpdate", "check_prox", "local_update"]
 
@@ -67,6 +68,8 @@ def local_update(
     """Run Q steps y ← y − η g(y) from w and return Δ = w − y_Q (eq. (LOC-1)).
 
     ``batch_size=None`` uses full batches: deterministic, no randomness consumed.
+    ``rng``: a :class:`~persafl_np.personalization.sampling.BatchSampler` (its pass continues,
+    as in the simulator) or a ``numpy.random.Generator`` (a new pass starts with this job).
     ``prox`` = ρ ≥ 0 adds ρ(y − w) to every step's direction (eq. (LOC-PROX)); ρ = 0 runs the
     exact arithmetic of (LOC-1) (no zero term is added).
     """
@@ -77,7 +80,7 @@ def local_update(
         raise ValueError(f"eta (client step size) must be a finite number > 0, got {eta!r}")
     rho = check_prox(prox)
     delta, n_grad, n_hvp, n_inner, resid, warm = _local_steps(
-        oracle, model, w, X, y, int(Q), eta, rng, batch_size, warm, rho
+        oracle, model, w, X, y, int(Q), eta, as_sampler(rng), batch_size, warm, rho
     )
     return LocalUpdate(delta, n_grad, n_hvp, n_inner, resid, warm)
 

@@ -32,8 +32,9 @@ import numpy as np
 from persafl_np.backend import array_namespace, take_rows
 from persafl_np.models.base import Model
 from persafl_np.personalization.base import OracleStep, PersonalizedConstants, sample_batch
+from persafl_np.personalization.cohort import ManyStep
 
-__all__ = ["DEFAULT_HF_DELTA", "HESSIAN_MODES", "MAML"]
+__all__ = ["DEFAULT_HF_DELTA", "HESSIAN_MODES", "MAML", "central_hvp_many"]
 
 #: Accepted values of ``MAML(hessian=...)``.
 HESSIAN_MODES = ("exact", "hessian_free", "first_order")
@@ -59,6 +60,18 @@ def central_hvp(model: Model, w: Any, v: Any, X: Any, y: Any, delta: float) -> A
         return xp.zeros_like(v)
     u = v / nv
     return (model.grad(w + delta * u, X, y) - model.grad(w - delta * u, X, y)) * (nv / (2 * delta))
+
+
+def central_hvp_many(kern: Any, W: Any, V: Any, X: Any, y: Any, mask: Any, delta: float) -> Any:
+    """:func:`central_hvp` row by row for a cohort (eq. (MAML-4)); rows with V[c] = 0 give 0."""
+    xp = array_namespace(W, V)
+    nv = xp.sqrt(xp.sum(V * V, axis=1))                  # (C,)
+    zero = nv == 0.0
+    safe = xp.where(zero, xp.ones_like(nv), nv)
+    Uv = V / safe[:, None]
+    diff = kern.grad(W + delta * Uv, X, y, mask) - kern.grad(W - delta * Uv, X, y, mask)
+    out = diff * (safe / (2 * delta))[:, None]
+    return xp.where(zero[:, None], xp.zeros_like(out), out)
 
 
 @dataclass(frozen=True)
@@ -159,6 +172,45 @@ class MAML:
             batches.append(batches[1])  # unused by first_order; no draw wasted on it
         g, n_grad, n_hvp = self._direction(model, w, *batches)
         return OracleStep(g=g, n_grad=n_grad, n_hvp=n_hvp)
+
+    @property
+    def exact_grad(self) -> bool:
+        """``grad`` is ∇F_i (exact; Hessian-free to ~1e-10); first order drops the Hessian term
+        (eq. (MAML-6)), a biased direction that finite differences of F_i do not match."""
+        return self.hessian != "first_order" or self.alpha == 0.0
+
+    def batches_per_step(self, batch_size: int | None) -> int:
+        """D, D′, D″ (exact, hessian_free); D, D′ (first_order); one batch when α = 0."""
+        if self.alpha == 0.0:
+            return 1
+        return 2 if self.hessian == "first_order" else 3
+
+    def step_many(self, kern: Any, Y: Any, batches: list, warm: Any = None) -> ManyStep:
+        """eq. (MAML-3) for a cohort on stacked batches D, D′, D″ (in draw order)."""
+        if self.alpha == 0.0:
+            return ManyStep(kern.grad(Y, *batches[0]), 1)
+        d0, d1 = batches[0], batches[1]
+        V = kern.grad(Y - self.alpha * kern.grad(Y, *d0), *d1)
+        if self.hessian == "first_order":
+            return ManyStep(V, 2)
+        d2 = batches[2]
+        if self.hessian == "exact":
+            return ManyStep(V - self.alpha * kern.hvp(Y, V, *d2), 2, 1)
+        return ManyStep(V - self.alpha * central_hvp_many(kern, Y, V, *d2, self.hf_delta), 4)
+
+    def value_grad_many(self, kern: Any, W: Any, X: Any, y: Any, mask: Any,
+                        L: Any = None) -> tuple[Any, Any]:
+        """Full-batch (F_c, ∇F_c) for a cohort: eqs. (MAML-1), (MAML-2), D = D′ = D″ = all rows."""
+        b = [(X, y, mask)] * 3
+        G = self.step_many(kern, W, b).g
+        return kern.loss(self.personalize_many(kern, W, X, y, mask), X, y, mask), G
+
+    def personalize_many(self, kern: Any, W: Any, X: Any, y: Any, mask: Any,
+                         L: Any = None) -> Any:
+        """θ_c = W[c] − α∇f_c(W[c]) on each client's full data."""
+        if self.alpha == 0.0:
+            return W
+        return W - self.alpha * kern.grad(W, X, y, mask)
 
     def stochastic_grad(
         self, model: Model, w: Any, X: Any, y: Any, rng: np.random.Generator, batch_size: int | None

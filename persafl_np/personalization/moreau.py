@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from persafl_np.backend import array_namespace, take_rows
+from persafl_np.backend import array_namespace, take_rows, to_device_like, to_numpy
 from persafl_np.models.base import Model
 from persafl_np.personalization.base import OracleStep, PersonalizedConstants, sample_batch
+from persafl_np.personalization.cohort import ManyStep
 
 __all__ = [
     "DEFAULT_INNER_TOL",
@@ -142,6 +144,77 @@ def solve_prox(
         k += 1
 
 
+class ProxMany(NamedTuple):
+    """Output of :func:`solve_prox_many`: the :class:`ProxResult` fields, one row per client."""
+
+    theta: Any
+    residual: np.ndarray
+    n_inner: np.ndarray
+    n_grad: np.ndarray
+
+
+def _take_rows(xp: Any, sel: Any, A: Any) -> Any:
+    return A[sel] if type(A) is np.ndarray else xp.take(A, sel, axis=0)
+
+
+def solve_prox_many(
+    kern: Any, W: Any, X: Any, y: Any, mask: Any, lam: float, L: np.ndarray, *,
+    theta0: Any = None, method: str = "gd", max_steps: int = DEFAULT_MAX_INNER,
+    tol: float | None = DEFAULT_INNER_TOL,
+) -> ProxMany:
+    """:func:`solve_prox` stacked over a cohort, each row stopping on its own rule.
+
+    Row c runs exactly the iteration of :func:`solve_prox` with L = ``L[c]`` (step
+    1/(λ + L[c]), eqs. (ME-5), (ME-8)) and stops when ‖∇h_c‖ ≤ tol, after ``max_steps``
+    iterations, or at a non-finite residual. Rows that stopped leave the stacked computation
+    (the others are gathered), so the cost follows the iterations each client needs.
+    """
+    xp = array_namespace(W, X)
+    C = int(W.shape[0])
+    L = np.asarray(L, dtype=np.float64)
+    step_all = xp.asarray(to_device_like(1.0 / (lam + L), W), dtype=W.dtype)[:, None]
+    tol_v = -1.0 if tol is None else float(tol)
+    theta = W if theta0 is None else theta0
+    out_theta = [None] * C
+    resid = np.zeros(C, dtype=np.float64)
+    n_inner = np.zeros(C, dtype=np.int64)
+    act = np.arange(C)
+    Wa, Xa, ya, ma, step = W, X, y, mask, step_all
+    if method == "nesterov":
+        q = np.sqrt(lam / (lam + L))
+        mom_all = xp.asarray(to_device_like((1.0 - q) / (1.0 + q), W), dtype=W.dtype)[:, None]
+        mom, x_prev = mom_all, theta
+    k = 0
+    while True:
+        gh = kern.grad(theta, Xa, ya, ma) + lam * (theta - Wa)
+        r = np.asarray(to_numpy(xp.sqrt(xp.sum(gh * gh, axis=1))), dtype=np.float64)
+        done = (r <= tol_v) | (k >= max_steps) | ~np.isfinite(r)
+        if done.any():
+            for j in np.flatnonzero(done).tolist():
+                c = int(act[j])
+                out_theta[c] = theta[j, ...]
+                resid[c], n_inner[c] = r[j], k
+            keep = np.flatnonzero(~done)
+            if keep.size == 0:
+                break
+            sel = keep if type(W) is np.ndarray else to_device_like(keep, W)
+            take = partial(_take_rows, xp, sel)
+            act = act[keep]
+            theta, gh, Wa, Xa, ya, step = take(theta), take(gh), take(Wa), take(Xa), take(ya), \
+                take(step)
+            ma = None if ma is None else take(ma)
+            if method == "nesterov":
+                mom, x_prev = take(mom), take(x_prev)
+        if method == "nesterov":
+            x_new = theta - step * gh
+            theta = x_new + mom * (x_new - x_prev)
+            x_prev = x_new
+        else:
+            theta = theta - step * gh
+        k += 1
+    return ProxMany(xp.stack(out_theta), resid, n_inner, n_inner + 1)
+
+
 def _check_int_or_none(v: Any, name: str) -> int | None:
     if v is None:
         return None
@@ -238,9 +311,11 @@ class MoreauEnvelope:
         return L
 
     def _solve(
-        self, model: Model, w: Any, X: Any, y: Any, theta0: Any, max_steps: int, tol: float | None
+        self, model: Model, w: Any, X: Any, y: Any, theta0: Any, max_steps: int, tol: float | None,
+        method: str | None = None,
     ) -> tuple[ProxResult, float]:
-        if self.inner == "nesterov" and not model.is_convex():
+        method = self.inner if method is None else method
+        if method == "nesterov" and not model.is_convex():
             raise ValueError(
                 "inner='nesterov' needs a convex model (model.is_convex() is False); use inner='gd'"
             )
@@ -257,7 +332,7 @@ class MoreauEnvelope:
                 "largest per-sample L) and a lam above it"
             ) from None
         res = solve_prox(
-            model, w, X, y, self.lam, L, theta0=theta0, method=self.inner,
+            model, w, X, y, self.lam, L, theta0=theta0, method=method,
             max_steps=max_steps, tol=tol,
         )
         return res, L
@@ -306,15 +381,93 @@ class MoreauEnvelope:
             warm=res.theta if self.warm_start else None,
         )
 
+    @property
+    def exact_grad(self) -> bool:
+        """``grad`` is ∇F_i to the inner tolerance (eq. (ME-6)); with a fixed iteration count
+        and no tolerance it is the K-step approximation, not ∇F_i."""
+        return self.tol is not None
+
+    def batches_per_step(self, batch_size: int | None) -> int:
+        """One batch D per step (eq. (ME-9))."""
+        return 1
+
+    def smoothness_many(self, model: Model, X: Any, y: Any, mask: Any) -> np.ndarray:
+        """L of every row's inner problem: ``smoothness`` if set, else ``model.smoothness`` of
+        row c's (real) rows, each checked as in the single-client path."""
+        C = int(X.shape[0])
+        if self.smoothness is not None:
+            L = np.full(C, self.smoothness)
+        else:
+            Xn, yn = to_numpy(X), to_numpy(y)
+            mn = None if mask is None else to_numpy(mask)
+            L = np.empty(C)
+            for c in range(C):
+                n = Xn.shape[1] if mn is None else int(mn[c].sum())
+                L[c] = self._smoothness(model, Xn[c, :n], yn[c, :n])
+        if self.inner == "nesterov" and not model.is_convex():
+            raise ValueError(
+                "inner='nesterov' needs a convex model (model.is_convex() is False); use inner='gd'"
+            )
+        for Lc in np.unique(L).tolist():
+            self.strong_convexity(model, Lc)
+        return L
+
+    def step_many(self, kern: Any, Y: Any, batches: list, warm: Any = None) -> ManyStep:
+        """eq. (ME-9) for a cohort: G[c] = λ(Y[c] − θ̃_c), θ̃_c from the stacked inner solver
+        started at warm[c] (``warm_start``) or Y[c]; each row stops on its own tolerance."""
+        X, y, mask = batches[0]
+        L = self.smoothness_many(kern.model, X, y, mask)
+        theta0 = warm if (warm is not None and self.warm_start) else Y
+        res = solve_prox_many(kern, Y, X, y, mask, self.lam, L, theta0=theta0,
+                              method=self.inner, max_steps=self.max_steps, tol=self.tol)
+        return ManyStep(self.lam * (Y - res.theta), res.n_grad, 0, res.n_inner, res.residual,
+                        res.theta if self.warm_start else None)
+
+    def value_grad_many(self, kern: Any, W: Any, X: Any, y: Any, mask: Any,
+                        L: Any = None) -> tuple[Any, Any]:
+        """Full-batch (h(θ̃_c), λ(W[c] − θ̃_c)) for a cohort, cold start (eqs. (ME-1), (ME-2)).
+
+        ``L``: each client's full-data smoothness (computed once per run by the caller);
+        None computes it here."""
+        if L is None:
+            L = self.smoothness_many(kern.model, X, y, mask)
+        res = solve_prox_many(kern, W, X, y, mask, self.lam, L, method=self.inner,
+                              max_steps=self.max_steps, tol=self.tol)
+        xp = array_namespace(W, X)
+        D = res.theta - W
+        val = kern.loss(res.theta, X, y, mask) + 0.5 * self.lam * xp.sum(D * D, axis=1)
+        return val, self.lam * (W - res.theta)
+
+    def personalize_many(self, kern: Any, W: Any, X: Any, y: Any, mask: Any,
+                         L: Any = None) -> Any:
+        """θ̂_c(W[c]) to ‖∇h‖ ≤ PERSONALIZE_TOL (cap PERSONALIZE_MAX_INNER), per
+        :meth:`personalize`."""
+        if L is None:
+            L = self.smoothness_many(kern.model, X, y, mask)
+        tol = PERSONALIZE_TOL if self.inner_tol is None else min(self.inner_tol, PERSONALIZE_TOL)
+        return solve_prox_many(kern, W, X, y, mask, self.lam, L,
+                               method=self._personalize_method(kern.model),
+                               max_steps=PERSONALIZE_MAX_INNER, tol=tol).theta
+
+    @staticmethod
+    def _personalize_method(model: Model) -> str:
+        # The served model only needs ‖∇h‖ ≤ tol; for convex f_i Nesterov's method reaches it in
+        # O(√κ) instead of O(κ) iterations, κ = (λ+L)/λ (3x fewer on the 100-client workload).
+        return "nesterov" if model.is_convex() else "gd"
+
     def stochastic_grad(
         self, model: Model, w: Any, X: Any, y: Any, rng: np.random.Generator, batch_size: int | None
     ) -> Any:
         return self.step(model, w, X, y, rng, batch_size).g
 
     def personalize(self, model: Model, w: Any, X: Any, y: Any) -> Any:
-        """θ̂_i(w), full batch, to ‖∇h‖ ≤ :data:`PERSONALIZE_TOL` (cap PERSONALIZE_MAX_INNER)."""
+        """θ̂_i(w), full batch, to ‖∇h‖ ≤ :data:`PERSONALIZE_TOL` (cap PERSONALIZE_MAX_INNER).
+
+        The solver is Nesterov's method for convex models (any method meets the tolerance; this
+        one in O(√κ) iterations) and gradient descent otherwise, whatever ``inner`` says."""
         tol = PERSONALIZE_TOL if self.inner_tol is None else min(self.inner_tol, PERSONALIZE_TOL)
-        return self._solve(model, w, X, y, w, PERSONALIZE_MAX_INNER, tol)[0].theta
+        return self._solve(model, w, X, y, w, PERSONALIZE_MAX_INNER, tol,
+                           self._personalize_method(model))[0].theta
 
     def _start(self, w: Any, warm: Any) -> Any:
         if warm is None or not self.warm_start:

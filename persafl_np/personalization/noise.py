@@ -36,6 +36,8 @@ class AdditiveNoise:
     base: Oracle
     sigma: float
     name: str = field(init=False)
+    #: the cohort path adds ξ itself (one (Q, p) draw per job, law (SIM-BATCH))
+    adds_noise = True
 
     def __post_init__(self) -> None:
         s = float(self.sigma)
@@ -78,6 +80,27 @@ class AdditiveNoise:
             inner_residual=s.inner_residual,
             warm=s.warm,
         )
+
+    @property
+    def exact_grad(self) -> bool:
+        return bool(getattr(self.base, "exact_grad", True))
+
+    def batches_per_step(self, batch_size: int | None) -> int:
+        """No batch is drawn: the base oracle runs on the full batch (module docstring)."""
+        return 0
+
+    def step_many(self, kern: Any, Y: Any, batches: list, warm: Any = None) -> Any:
+        """The base oracle's full-batch cohort step; the caller adds ξ (eq. (NOISE-1)) with the
+        draws of :func:`~persafl_np.personalization.cohort.local_update_many`."""
+        return self.base.step_many(kern, Y, batches, warm)
+
+    def value_grad_many(self, kern: Any, W: Any, X: Any, y: Any, mask: Any,
+                        L: Any = None) -> tuple[Any, Any]:
+        return self.base.value_grad_many(kern, W, X, y, mask, L)
+
+    def personalize_many(self, kern: Any, W: Any, X: Any, y: Any, mask: Any,
+                         L: Any = None) -> Any:
+        return self.base.personalize_many(kern, W, X, y, mask, L)
 
     def stochastic_grad(
         self, model: Model, w: Any, X: Any, y: Any, rng: np.random.Generator, batch_size: int | None

@@ -13,6 +13,7 @@ import numpy as np
 from persafl_np.backend import take_rows
 from persafl_np.models.base import Model
 from persafl_np.personalization.base import OracleStep, PersonalizedConstants, sample_batch
+from persafl_np.personalization.cohort import ManyStep
 
 __all__ = ["Plain"]
 
@@ -41,6 +42,28 @@ class Plain:
     ) -> OracleStep:
         idx = sample_batch(rng, X.shape[0], batch_size)
         return OracleStep(g=model.grad(w, take_rows(X, idx), take_rows(y, idx)), n_grad=1)
+
+    @property
+    def exact_grad(self) -> bool:
+        """``grad`` is ∇F_i exactly (what :func:`~persafl_np.checks.check_oracle` verifies)."""
+        return True
+
+    def batches_per_step(self, batch_size: int | None) -> int:
+        """One batch D per step."""
+        return 1
+
+    def step_many(self, kern: Any, Y: Any, batches: list, warm: Any = None) -> ManyStep:
+        """``step`` for a cohort: G[c] = ∇f_c(Y[c]; D_c) (eq. (LOC-C))."""
+        return ManyStep(kern.grad(Y, *batches[0]), 1)
+
+    def value_grad_many(self, kern: Any, W: Any, X: Any, y: Any, mask: Any,
+                        L: Any = None) -> tuple[Any, Any]:
+        """Full-batch (F_c(W[c]), ∇F_c(W[c])) for a cohort (F_c = f_c)."""
+        return kern.loss(W, X, y, mask), kern.grad(W, X, y, mask)
+
+    def personalize_many(self, kern: Any, W: Any, X: Any, y: Any, mask: Any,
+                         L: Any = None) -> Any:
+        return W
 
     def stochastic_grad(
         self, model: Model, w: Any, X: Any, y: Any, rng: np.random.Generator, batch_size: int | None

@@ -11,23 +11,29 @@ Three *specifications* (frozen, validated, what a config holds):
   concurrency, staleness control.
 * :class:`Replay` — a recorded (client, pulled_version, accepted) sequence forced row by row.
 
-Each has ``source(n, seed, K)`` returning a runtime *source* with ``start(v)``,
-``next(v) -> Arrival | None``, ``after(arrival, v)``, ``oldest_needed(v)`` and
-``state()``/``load_state()`` (JSON-able, for checkpoints). The engine asks ``next`` for the next
-arrival, computes the client's update, applies it, then calls ``after`` with the new version.
+Each has ``source(n, seed, K)`` (the :class:`ArrivalSpec` protocol) returning a runtime
+*source*, the :class:`ArrivalSource` protocol: ``start(v)``, ``next(v) -> Arrival | None``,
+``after(arrival, v)``, ``oldest_needed(v)``, ``state()``/``load_state()`` (JSON-able, for
+checkpoints), the ``jobs`` table and the ``dispatched`` list. The engine asks ``next`` for the
+next arrival, computes the client's update (cohort execution, theory/simulator.md §3.1),
+applies it, then calls ``after`` with the new version. ``K`` (arrivals per server step of the
+rule) is used by theorem mode to predict versions for its look-ahead; event-driven and replay
+sources do not need it (their versions come from the engine).
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from heapq import heappop, heappush
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
 from persafl_np.arguments import check_int
+from persafl_np.results import JOB_DTYPE, RowBuffer
 from persafl_np.sim import streams
 from persafl_np.sim.events import ARRIVAL, FAILURE, START, EventQueue
 from persafl_np.sim.staleness import CONTROLS, block_safe
@@ -37,6 +43,8 @@ from persafl_np.sim.timing import JobTime, TraceJobTimes, load_job_trace, speeds
 __all__ = [
     "APPLIED",
     "Arrival",
+    "ArrivalSource",
+    "ArrivalSpec",
     "DROPPED",
     "EventDriven",
     "FAILED",
@@ -46,6 +54,40 @@ __all__ = [
 ]
 
 POLICIES = ("uniform", "max")
+
+
+@runtime_checkable
+class ArrivalSource(Protocol):
+    """The runtime of an arrival model, driven by the engine (module docstring).
+
+    ``dispatched``: (client, version) of every job started since the engine last looked whose
+    inputs are now fixed and that will not fail — the engine may compute it at any time
+    (theory/simulator.md §3.1); the engine empties the list. ``jobs``: the jobs.csv rows.
+    Sources that can tell coming jobs in advance may also offer
+    ``ahead(version, count, client) -> list[(client, pulled)]`` (theorem mode).
+    """
+
+    jobs: RowBuffer
+    dispatched: list[tuple[int, int]]
+
+    def start(self, version: int) -> None: ...
+
+    def next(self, version: int) -> Arrival | None: ...
+
+    def after(self, a: Arrival, version: int) -> None: ...
+
+    def oldest_needed(self, version: int) -> int: ...
+
+    def state(self) -> dict: ...
+
+    def load_state(self, s: dict) -> None: ...
+
+
+@runtime_checkable
+class ArrivalSpec(Protocol):
+    """A frozen arrival specification (what a config holds)."""
+
+    def source(self, n: int, seed: int, K: int) -> ArrivalSource: ...
 
 #: jobs.csv status codes.
 APPLIED, DROPPED, FAILED = 0, 1, 2
@@ -90,20 +132,31 @@ class TheoremMode:
             object.__setattr__(self, "policy", seq)
 
     def source(self, n: int, seed: int, K: int) -> _TheoremSource:
-        return _TheoremSource(self, n, seed)
+        return _TheoremSource(self, n, seed, K)
 
 
 class _TheoremSource:
-    def __init__(self, spec: TheoremMode, n: int, seed: int) -> None:
-        self.spec, self.n = spec, n
+    """Runtime of :class:`TheoremMode`.
+
+    Look-ahead (theory/simulator.md §3.1): the arrivals are a function of the server stream and
+    the version sequence alone, and the version after j more arrivals is known in advance
+    (v + ⌊(c + j)/K⌋, c the rule's buffer count), so :meth:`ahead` may pre-draw the coming
+    arrivals — in the same order, from the same stream — and hand the engine those whose pulled
+    version already exists, to be computed together. ``next`` then serves the queue first.
+    """
+
+    def __init__(self, spec: TheoremMode, n: int, seed: int, K: int = 1) -> None:
+        self.spec, self.n, self.K = spec, n, K
         self.rng = streams.server_rng(seed)
         self.k = 0
-        self.jobs: list[tuple] = []
+        self.jobs = RowBuffer(JOB_DTYPE)
+        self.dispatched: list[tuple[int, int]] = []
+        self.queue: deque[tuple[int, Arrival]] = deque()
 
     def start(self, version: int) -> None:
         pass
 
-    def next(self, version: int) -> Arrival:
+    def _draw(self, version: int) -> Arrival:
         # Documented stream use: first the client, then (policy "uniform", only when
         # min(τ, t) > 0) the staleness; with τ = 0 the stream is exactly SGD's client sequence.
         i = int(self.rng.integers(self.n))
@@ -119,6 +172,33 @@ class _TheoremSource:
         self.k += 1
         return Arrival(t, i, version - tau, tau, True, False, t, t)
 
+    def next(self, version: int) -> Arrival:
+        if self.queue:
+            v, a = self.queue.popleft()
+            if v != version:  # pragma: no cover - would be a bug in the version prediction
+                raise RuntimeError(f"theorem-mode look-ahead predicted version {v}, got {version}")
+            return a
+        return self._draw(version)
+
+    def ahead(self, version: int, count: int, client: int) -> list[tuple[int, int]]:
+        """Pre-draw the next arrivals (only when none is queued) and return (client, pulled)
+        of those computable now: pulled ≤ ``version``, clients distinct and ≠ ``client``
+        (a client's next job may depend on its previous one). Drawing stops at the first
+        arrival that is not; it stays queued. ``count``: the rule's buffered arrivals."""
+        if self.queue:
+            return []
+        out: list[tuple[int, int]] = []
+        seen = {client}
+        for j in range(self.n):
+            v = version + (count + 1 + j) // self.K
+            a = self._draw(v)
+            self.queue.append((v, a))
+            if a.pulled > version or a.client in seen:
+                break
+            seen.add(a.client)
+            out.append((a.client, a.pulled))
+        return out
+
     def after(self, a: Arrival, version: int) -> None:
         self.jobs.append((a.client, a.job_start, a.job_end, a.pulled, APPLIED))
 
@@ -126,11 +206,16 @@ class _TheoremSource:
         return max(0, version - self.spec.tau)
 
     def state(self) -> dict:
-        return {"rng": self.rng.bit_generator.state, "k": self.k}
+        return {"rng": self.rng.bit_generator.state, "k": self.k,
+                "queue": [[v, *a] for v, a in self.queue]}
 
     def load_state(self, s: dict) -> None:
         self.rng.bit_generator.state = s["rng"]
         self.k = int(s["k"])
+        self.queue = deque(
+            (int(q[0]), Arrival(float(q[1]), int(q[2]), int(q[3]), int(q[4]), bool(q[5]),
+                                bool(q[6]), float(q[7]), float(q[8])))
+            for q in s.get("queue", []))
 
 
 # --------------------------------------------------------------------------- event driven
@@ -245,7 +330,8 @@ class _EventSource:
         self.held: list[tuple[int, float, int, float]] = []
         self.n_dropped = 0
         self.n_failed = 0
-        self.jobs: list[tuple] = []
+        self.jobs = RowBuffer(JOB_DTYPE)
+        self.dispatched: list[tuple[int, int]] = []
 
     # -- job bookkeeping
     def _duration(self, i: int, j: int) -> float:
@@ -303,6 +389,10 @@ class _EventSource:
         self.start_t[i] = now
         cnt = self.cnt
         cnt[version] = cnt.get(version, 0) + 1
+        if not fail:
+            # the job's inputs (client stream, w^version) are fixed now: the engine may compute
+            # it whenever it likes (a job that will fail is never computed)
+            self.dispatched.append((i, version))
 
     def _release(self, i: int) -> None:
         p = self.pulled[i]
@@ -395,9 +485,9 @@ class _EventSource:
             self._restart(i, version)
 
     def oldest_needed(self, version: int) -> int:
-        while self.lo < version and self.lo not in self.cnt:
-            self.lo += 1
-        return self.lo
+        # Dispatched jobs hold their pulled model themselves (the engine's pending jobs keep a
+        # reference): the store needs only the current version.
+        return version
 
     def state(self) -> dict:
         return {
@@ -438,8 +528,9 @@ class _RoundSource:
         self.rng = streams.server_rng(seed)
         self.pending: list[Arrival] = []
         self.now = 0.0
-        self.jobs: list[tuple] = []
+        self.jobs = RowBuffer(JOB_DTYPE)
         self.n_dropped = self.n_failed = 0
+        self.dispatched: list[tuple[int, int]] = []
 
     def start(self, version: int) -> None:
         pass
@@ -463,6 +554,7 @@ class _RoundSource:
                 ends.append((self.now + d, i, fail))
             ends.sort()
             ok = [(t, i) for t, i, f in ends if not f]
+            self.dispatched.extend((i, version) for _, i in ok)
             for t, i, f in ends:
                 if f:
                     self.n_failed += 1
@@ -548,8 +640,9 @@ class _ReplaySource:
         suf = np.minimum.accumulate(np.asarray(spec.pulled[::-1] or (0,), dtype=np.int64))[::-1]
         self.suffix_min = suf.tolist() + [10**18]
         self.m = m
-        self.jobs: list[tuple] = []
+        self.jobs = RowBuffer(JOB_DTYPE)
         self.n_dropped = self.n_failed = 0
+        self.dispatched: list[tuple[int, int]] = []
 
     def start(self, version: int) -> None:
         pass
@@ -584,7 +677,7 @@ class _ReplaySource:
         self.k, self.n_dropped = int(s["k"]), int(s["n_dropped"])
 
 
-def make_source(arrivals: Any, n: int, seed: int, K: int, synchronous: bool) -> Any:
+def make_source(arrivals: Any, n: int, seed: int, K: int, synchronous: bool) -> ArrivalSource:
     """The runtime source for a spec (synchronous algorithms use rounds over its timing)."""
     if synchronous and not isinstance(arrivals, Replay):
         timing = arrivals if isinstance(arrivals, EventDriven) else None

@@ -6,14 +6,16 @@ objects from a :class:`~persafl_np.config.SimConfig` and calls it.
 
 Per arrival (client i, pulled version p, staleness τ, accepted?):
 
-1. u = w^p from the model store (the store keeps only versions some outstanding job or the
-   theorem-mode window still needs: O(min(τ, C)·d) memory, not O(T·d));
-2. Δ = local_update(oracle, model, u, X_i, y_i, Q, η, rng_i, b, warm_i, ρ) — eq. (LOC-1), or
-   (LOC-PROX) when the algorithm's prox ρ > 0; client i's batches come from its own stream,
-   so the update does not depend on other clients;
-3. if accepted, the server rule updates (w, t); else the work is counted as wasted;
-4. when t changes: NaN/Inf check (stop, keep everything so far), store w^t, evaluate every
-   ``eval_every`` steps and at t = T. Evaluation is exact full-batch and outside the clock.
+1. the job's result: computed when first needed, together with the other pending jobs (cohort
+   execution, theory/simulator.md §3.1): Δ of eq. (LOC-C) from the model the job pulled when
+   it was dispatched (pending jobs hold it: the store keeps only the current version — theorem
+   mode: the last τ + 1 — so memory is O(min(τ_max, C)·d)), with client i's batches from its
+   own stream (law (SIM-BATCH)), so the update does not depend on other clients or on the
+   grouping;
+2. if accepted, the server rule updates (w, t); else the work is counted as wasted;
+3. when t changes: NaN/Inf check (stop, keep everything so far), store w^t, evaluate every
+   ``eval_every`` steps and at t = T. Evaluation is exact, float64, full-batch and outside the
+   clock (:mod:`persafl_np.sim.evaluation`).
 
 Evaluated quantities at w = w^t (eq. (SIM-EVAL) of theory/simulator.md):
 ‖∇F(w)‖² with F = (1/n)Σ F_i; F(w); ‖Σ_i p_i ∇F_i(w)‖² with p_i the applied-update shares so far
@@ -27,6 +29,7 @@ import math
 import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +41,32 @@ from persafl_np.arguments import check_int
 from persafl_np.backend import array_namespace, to_device_like, to_numpy
 from persafl_np.data.federated import check_client_labels
 from persafl_np.fingerprint import run_fingerprint
-from persafl_np.personalization.local import _local_steps
-from persafl_np.results import HISTORY_FIELDS, History, RunResult, Trace
+from persafl_np.personalization.cohort import CohortData, Kernels, local_update_many
+from persafl_np.personalization.sampling import BatchSampler
+from persafl_np.results import (
+    HISTORY_FIELDS,
+    JOB_DTYPE,
+    TRACE_DTYPE,
+    History,
+    RowBuffer,
+    RunResult,
+    Trace,
+)
 from persafl_np.sim import streams
 from persafl_np.sim.arrivals import EventDriven, Replay, TheoremMode, make_source
 from persafl_np.sim.checkpoint import MANIFEST, Checkpointer, as_rows, has_checkpoint
+from persafl_np.sim.evaluation import Evaluator, evaluate
 
-__all__ = ["Problem", "evaluate", "run"]
+__all__ = ["DEFAULT_COHORT_SIZE", "Problem", "batches_from_npz", "evaluate", "run"]
+
+
+def _cast(a: Any, dtype: str) -> Any:
+    xp = array_namespace(a)
+    return xp.astype(a, getattr(xp, dtype))
+
+
+def _floating(a: Any) -> bool:
+    return bool(array_namespace(a).isdtype(a.dtype, "real floating"))
 
 
 @dataclass(frozen=True)
@@ -66,11 +88,16 @@ class Problem:
         return len(self.clients)
 
     @classmethod
-    def build(cls, model: Any, oracle: Any, data: Any, w0: Any = None, seed: int = 0) -> Problem:
+    def build(cls, model: Any, oracle: Any, data: Any, w0: Any = None, seed: int = 0,
+              dtype: str | None = None) -> Problem:
         """From a FederatedDataset (``.clients`` with X_train, …) or a list of (X, y[, Xt, yt]).
 
         ``w0=None`` draws ``model.init_params`` from the init stream of ``seed``.
+        ``dtype``: ``"float64"`` or ``"float32"`` casts the features and w⁰ (None: as given).
+        Checks, constants and bounds stay float64 (they convert on the host).
         """
+        if dtype not in (None, "float64", "float32"):
+            raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
         n_classes = getattr(data, "n_classes", None)
         raw = data.clients if hasattr(data, "clients") else data
         clients = []
@@ -87,6 +114,9 @@ class Problem:
                 else:
                     raise ValueError(f"client {k}: expected (X, y) or (X, y, X_test, y_test)")
             model.check_data(tup[0], tup[1])
+            if dtype is not None:  # features, and regression targets (labels stay integers)
+                tup = tuple(_cast(a, dtype) if k % 2 == 0 or _floating(a) else a
+                            for k, a in enumerate(tup))
             clients.append(tup)
         if not clients:
             raise ValueError("data must contain at least one client")
@@ -95,6 +125,8 @@ class Problem:
             raise ValueError("every client's X must have the same number of features")
         if w0 is None:
             w0 = to_device_like(model.init_params(streams.init_rng(seed), d), clients[0][0])
+        if dtype is not None:
+            w0 = _cast(w0, dtype)
         p = model.num_params(d)
         if tuple(w0.shape) != (p,):
             raise ValueError(f"w0 must have shape ({p},), got {tuple(w0.shape)}")
@@ -104,87 +136,69 @@ class Problem:
         return cls(model, oracle, tuple(clients), w0, n_classes)
 
 
-def _sq(xp: Any, v: Any) -> float:
-    return float(xp.sum(v * v))
+#: Default cohort limit (jobs computed together). Measured on the 100-client softmax workload
+#: (float32, loaded 2-core machine, /tmp sweep noted in theory/simulator.md §3.1): client
+#: updates/s at cohort 1 / 8 / 32 / 128 = 182 / 769 / 806 / 687 (event mode, where batches are
+#: ~13 jobs anyway) and 199 / 892 / 1412 / 1717 (sync rounds of 100). 128 covers a 100-client
+#: round and keeps a MAML cohort's gathers at ~37 MB (float64).
+DEFAULT_COHORT_SIZE = 128
+
+class _RecordedSampler:
+    """Replays one client's recorded batches (``record_batches``) instead of its stream."""
+
+    __slots__ = ("client", "k", "rows")
+
+    def __init__(self, client: int, rows: list) -> None:
+        self.client, self.rows, self.k = client, rows, 0
+
+    def take(self, m: int, b: int | None, k: int) -> np.ndarray | None:
+        if b is None or b >= m:
+            return None
+        if self.k >= len(self.rows):
+            raise ValueError(f"recorded batches: client {self.client} has no batches left for "
+                             f"its job {self.k + 1}")
+        r = self.rows[self.k]
+        self.k += 1
+        if tuple(r.shape) != (k, b):
+            raise ValueError(f"recorded batches: client {self.client} job {self.k} has shape "
+                             f"{tuple(r.shape)}, this run needs ({k}, {b})")
+        return r
+
+    def normal(self, shape: tuple[int, ...]) -> np.ndarray:
+        raise ValueError("recorded batches cannot replay the additive-noise oracle's draws")
+
+    def state(self) -> tuple[dict, None]:
+        return {"k": self.k}, None
+
+    def load_state(self, s: dict | None, perm: Any = None) -> None:
+        if s is not None:
+            self.k = int(s["k"])
 
 
-def evaluate(problem: Problem, w: Any, shares: np.ndarray, own: list | None = None) -> tuple:
-    """(‖∇F‖², F, ‖Σ p_i ∇F_i‖², acc_global, acc_pers_mean, acc_pers_min) at w (SIM-EVAL).
-
-    ``own``: per-client models for the local-only baseline (then θ_i = own[i]).
-    """
-    model, oracle = problem.model, problem.oracle
-    xp = array_namespace(w)
-    n = problem.n_clients
-    g_mean = None
-    g_w = None
-    F = 0.0
-    for i, (X, y, _, _) in enumerate(problem.clients):
-        g = oracle.grad(model, w, X, y)
-        F += float(oracle.value(model, w, X, y))
-        g_mean = g if g_mean is None else g_mean + g
-        gw = float(shares[i]) * g
-        g_w = gw if g_w is None else g_w + gw
-    g_mean = g_mean / n
-    nan = math.nan
-    acc_g = acc_m = acc_min = nan
-    if getattr(model, "is_classifier", False):
-        correct = total = 0
-        accs = []
-        for i, (X, y, Xt, yt) in enumerate(problem.clients):
-            m = int(Xt.shape[0])
-            if m == 0:
-                continue
-            correct += int(xp.sum(xp.astype(model.predict(w, Xt) == yt, xp.int64)))
-            total += m
-            theta = own[i] if own is not None else oracle.personalize(model, w, X, y)
-            accs.append(float(xp.mean(xp.astype(model.predict(theta, Xt) == yt, xp.float64))))
-        if total:
-            acc_g = correct / total
-            acc_m, acc_min = float(np.mean(accs)), float(np.min(accs))
-    return _sq(xp, g_mean), F / n, _sq(xp, g_w), acc_g, acc_m, acc_min
-
-
-_TRACE_DTYPE = np.dtype([("time", np.float64), ("step", np.int64), ("client", np.int64),
-                         ("pulled_version", np.int64), ("staleness", np.int64),
-                         ("accepted", np.bool_), ("update_norm", np.float64)])
-_JOB_DTYPE = np.dtype([("client", np.int64), ("start", np.float64), ("end", np.float64),
-                       ("pulled_version", np.int64), ("status", np.int64)])
-
-
-def _columns(rows: list[tuple], dtype: np.dtype) -> dict[str, np.ndarray]:
-    """Row tuples → one contiguous array per field of ``dtype``.
-
-    Same values and dtypes as ``np.asarray`` per ``zip(*rows)`` column, at ~half the cost (that
-    conversion was ~1.3 µs per event of a 10⁵-event run)."""
-    rec = np.fromiter(rows, dtype=dtype, count=len(rows))
-    return {k: np.ascontiguousarray(rec[k]) for k in dtype.names}
-
-
-class _LazyRng:
-    """Client i's batch stream, created on first use: full-batch oracles never draw, and
-    creating a SeedSequence-seeded Generator costs ~50 µs, which would dominate per-event cost
-    with 10⁵ clients. Attribute access is forwarded to the Generator."""
-
-    __slots__ = ("gen", "i", "seed")
-
-    def __init__(self, seed: int, i: int) -> None:
-        self.seed, self.i, self.gen = seed, i, None
-
-    def __getattr__(self, name: str) -> Any:
-        if self.gen is None:
-            self.gen = streams.client_rng(self.seed, self.i)
-        return getattr(self.gen, name)
+def batches_from_npz(z: Any) -> dict[int, list]:
+    """Per-client lists of (Q·k, b) batch arrays, in job order, from a ``batches.npz``."""
+    out: dict[int, list] = {}
+    off, rows, shape = z["offset"], z["rows"], z["shape"]
+    for j, c in enumerate(z["client"].tolist()):
+        r = rows[off[j]:off[j + 1]].astype(np.int64).reshape(tuple(shape[j]))
+        out.setdefault(int(c), []).append(r)
+    return out
 
 
 class _Run:
     """Mutable state of one run (everything a checkpoint must hold)."""
 
     def __init__(self, problem: Problem, algorithm: Algorithm, arrivals: Any, T: int, seed: int,
-                 eval_every: int, max_arrivals: int | None) -> None:
+                 eval_every: int, max_arrivals: int | None, cohort_size: int | None = None,
+                 record_batches: bool = False, batches: dict[int, list] | None = None) -> None:
         self.problem, self.alg, self.arrivals = problem, algorithm, arrivals
         self.T, self.seed, self.eval_every = T, seed, eval_every
         self.max_arrivals = max_arrivals
+        self.cohort_size = DEFAULT_COHORT_SIZE if cohort_size is None else cohort_size
+        self.record = record_batches
+        self.replay_batches = batches
+        if batches is not None and getattr(problem.oracle, "adds_noise", False):
+            raise ValueError("recorded batches cannot replay the additive-noise oracle's draws")
         n = problem.n_clients
         self.n = n
         rule = algorithm.rule
@@ -193,19 +207,24 @@ class _Run:
         self.store: dict[int, Any] = {0: problem.w0}
         self.store_lo = 0
         self.warm: dict[int, Any] = {}
-        self.rngs: dict[int, np.random.Generator] = {}
-        self.own: dict[int, Any] = {}
+        self.samplers: dict[int, Any] = {}
+        self.pending: dict[int, Any] = {}
+        self.done: dict[int, tuple] = {}
         self.counts = np.zeros(n, dtype=np.int64)
-        self.trace_rows: list[tuple] = []
+        self.trace = RowBuffer(TRACE_DTYPE)
         self.hist_rows: list[tuple] = []
+        self.batch_log: list[tuple[int, int, Any]] = []
         self.counters = {"n_grad": 0, "n_hvp": 0, "n_inner": 0, "wasted_grad": 0,
                          "wasted_hvp": 0, "arrivals": 0, "applied": 0, "max_staleness": 0}
         self.now = 0.0
+        self.eval_seconds = 0.0
         self.status, self.message = "ok", ""
         self.started = False
         self.xp = array_namespace(problem.w0)
-        self.Xs = [cl[0] for cl in problem.clients]
-        self.ys = [cl[1] for cl in problem.clients]
+        self.data = CohortData([cl[0] for cl in problem.clients],
+                               [cl[1] for cl in problem.clients])
+        self.kern = Kernels(problem.model)
+        self.evaluator = Evaluator(problem, self.data)
         self.zeros = self.xp.zeros_like(problem.w0)
 
     # -- helpers
@@ -216,40 +235,116 @@ class _Run:
     def _eval(self) -> None:
         w = self.state.w
         own = None
-        if self.alg.local_only:
-            own = [self.own.get(i, self.problem.w0) for i in range(self.n)]
-            w = sum(own[1:], own[0]) / self.n
-        vals = evaluate(self.problem, w, self._shares(), own)
+        models = self.alg.rule.client_models
+        if models is not None:
+            own = self.xp.stack(models(self.state, self.n))
+            w = sum((own[i, ...] for i in range(1, self.n)), own[0, ...]) / self.n
+        t0 = _time.perf_counter()
+        vals = self.evaluator(w, self._shares(), own)
+        self.eval_seconds += _time.perf_counter() - t0
         self.hist_rows.append((self.state.version, self.now, self.counters["arrivals"], *vals))
 
     def _finite(self, w: Any) -> bool:
-        # w·0 = 0 exactly when every entry is finite (NaN·0 and ±Inf·0 are NaN); a dot product
-        # with a zero vector is the cheapest exact test (no reduction wrapper). For NumPy,
-        # ndarray.dot is the same BLAS ddot as `@` at ~40% of the dispatch cost.
+        # w·0 = 0 exactly when every entry is finite (NaN·0 and ±Inf·0 are NaN).
         if type(w) is np.ndarray:
             return w.dot(self.zeros) == 0.0
         return float(w @ self.zeros) == 0.0
 
+    def _sampler(self, i: int) -> Any:
+        s = self.samplers.get(i)
+        if s is None:
+            if self.replay_batches is not None:
+                s = _RecordedSampler(i, self.replay_batches.get(i, []))
+            else:
+                s = BatchSampler(partial(streams.client_rng, self.seed, i))
+            self.samplers[i] = s
+        return s
+
+    # -- cohort execution (theory/simulator.md §3.1)
+    def _compute(self, first: int) -> None:
+        """Compute the job of ``first`` together with up to cohort_size − 1 other pending jobs
+        (in dispatch order); results go to ``done``. Row results do not depend on the group."""
+        pend, cs = self.pending, self.cohort_size
+        group = [first]
+        if cs > 1:
+            for j in pend:
+                if j != first:
+                    group.append(j)
+                    if len(group) >= cs:
+                        break
+        b = self.alg.batch_size
+        if b is None:
+            self._compute_group(group)
+            return
+        m = self.data.m
+        mini = [j for j in group if m[j] > b]
+        full = [j for j in group if m[j] <= b]
+        if mini:
+            self._compute_group(mini)
+        if full:
+            self._compute_group(full)
+
+    def _compute_group(self, g: list[int]) -> None:
+        pend, warm, xp = self.pending, self.warm, self.xp
+        us = [pend.pop(j) for j in g]
+        U = np.stack(us) if type(us[0]) is np.ndarray else xp.stack(us)
+        W0 = None
+        if warm and any(j in warm for j in g):
+            ws = [warm.get(j, us[c]) for c, j in enumerate(g)]
+            W0 = np.stack(ws) if type(ws[0]) is np.ndarray else xp.stack(ws)
+        alg = self.alg
+        res = local_update_many(
+            self.problem.oracle, self.kern, self.data, np.asarray(g, dtype=np.int64), U,
+            [self._sampler(j) for j in g], alg.Q, alg.eta, alg.batch_size, alg.prox, W0,
+            self.record,
+        )
+        ng, nh, ni = res.n_grad.tolist(), res.n_hvp.tolist(), res.n_inner.tolist()
+        D, Wn, done = res.delta, res.warm, self.done
+        # Rows are copied out of the (C, p) blocks: a straggler's result must not keep its whole
+        # cohort's block alive (memory O(outstanding jobs · p), not O(outstanding · C · p)).
+        if type(D) is np.ndarray:
+            Dr = [r.copy() for r in D]
+            Wr = None if Wn is None else [r.copy() for r in Wn]
+        else:
+            Dr = [xp.asarray(D[c, ...], copy=True) for c in range(len(g))]
+            Wr = None if Wn is None else [xp.asarray(Wn[c, ...], copy=True)
+                                          for c in range(len(g))]
+        keep_u = self.alg.rule.needs_pulled
+        for c, j in enumerate(g):
+            done[j] = (us[c] if keep_u else None, Dr[c], ng[c], nh[c], ni[c],
+                       None if Wr is None else Wr[c],
+                       None if res.batches is None else res.batches[c])
+
+    def _flush(self) -> None:
+        """Compute every pending job (before a checkpoint: the saved state then holds the
+        results of all outstanding jobs, whatever grouping the run used)."""
+        while self.pending:
+            self._compute(next(iter(self.pending)))
+
     # -- main loop
     def step_until(self, stop_version: int) -> None:
-        prob, alg, rule, src = self.problem, self.alg, self.alg.rule, self.source
+        rule, src = self.alg.rule, self.source
+        pull = rule.pull  # the rule's own per-client models (local-only), else the server's
+        pending, done = self.pending, self.done
+        dispatched = src.dispatched
         if not self.started:
             src.start(0)
+            for j, _ in dispatched:
+                pending[j] = self.state.w if pull is None else pull(self.state, j)
+            dispatched.clear()
             self._eval()
             self.started = True
-        # Hot loop: names, counters and run state are bound locally (attribute and dict look-ups
-        # were ~40% of the per-event overhead) and written back before every evaluation and in
-        # `finally`. The client update calls the unvalidated core of local_update: Q, η, b and ρ
-        # were validated once by Algorithm.
-        local = alg.local_only
-        oracle, model, w0, Xs, ys = prob.oracle, prob.model, prob.w0, self.Xs, self.ys
-        Q, eta, b, rho = alg.Q, alg.eta, alg.batch_size, alg.prox
-        store, warm, own, counts, rngs = self.store, self.warm, self.own, self.counts, self.rngs
-        trace_append, c = self.trace_rows.append, self.counters
+        # Hot loop: names, counters and run state are bound locally and written back before
+        # every evaluation and in `finally`.
+        compute = self._compute
+        store, warm, counts = self.store, self.warm, self.counts
+        trace_append, c = self.trace.append, self.counters
+        record, batch_log = self.record, self.batch_log
         update, nxt, after = rule.update, src.next, src.after
-        step_scale = alg.step_scale  # (TA-5) reweighting / (TB-4) delay-adaptive; None = off
+        step_scale = self.alg.step_scale  # (TA-5) reweighting / (TB-4) delay-adaptive; None = off
+        ahead = getattr(src, "ahead", None)
         oldest, finite = src.oldest_needed, self._finite
-        seed, eval_every, T = self.seed, self.eval_every, self.T
+        eval_every, T = self.eval_every, self.T
         ndarray = np.ndarray
         max_arr = math.inf if self.max_arrivals is None else self.max_arrivals
         n_grad, n_hvp, n_inner = c["n_grad"], c["n_hvp"], c["n_inner"]
@@ -264,6 +359,10 @@ class _Run:
                     break
                 v_before = state.version
                 a = nxt(v_before)
+                if dispatched:  # jobs started by the source while advancing (START events)
+                    for j, _ in dispatched:
+                        pending[j] = state.w if pull is None else pull(state, j)
+                    dispatched.clear()
                 if a is None:
                     self.status = "stalled"
                     self.message = (
@@ -272,16 +371,20 @@ class _Run:
                     )
                     break
                 now, i, pulled, tau, accepted, flush, _, _ = a
-                X, y = Xs[i], ys[i]
-                u = own.get(i, w0) if local else store[pulled]
-                rng = rngs.get(i)
-                if rng is None:
-                    rng = rngs[i] = _LazyRng(seed, i)
-                delta, g_i, h_i, in_i, _, wm = _local_steps(
-                    oracle, model, u, X, y, Q, eta, rng, b, warm.get(i), rho
-                )
+                r = done.pop(i, None)
+                if r is None:
+                    if i not in pending:  # theorem mode, replay: the job starts at its arrival
+                        pending[i] = store[pulled] if pull is None else pull(state, i)
+                        if ahead is not None:  # theorem mode: coming jobs computable now
+                            for j, pj in ahead(v_before, state.count, i):
+                                pending[j] = store[pj] if pull is None else pull(state, j)
+                    compute(i)
+                    r = done.pop(i)
+                u, delta, g_i, h_i, in_i, wm, bidx = r
                 if wm is not None:
                     warm[i] = wm
+                if record:
+                    batch_log.append((arrivals, i, bidx))
                 n_grad += g_i
                 n_hvp += h_i
                 n_inner += in_i
@@ -292,11 +395,9 @@ class _Run:
                     norm = math.sqrt(float(delta @ delta))
                 trace_append((now, v_before, i, pulled, tau, accepted, norm))
                 if accepted:
-                    if local:
-                        own[i] = u - delta
                     if step_scale is not None:
                         delta = delta * step_scale(counts, i, tau)
-                    state = update(state, Contribution(delta, u, tau, flush))
+                    state = update(state, Contribution(delta, u, tau, flush, i))
                     counts[i] += 1
                     applied += 1
                     if tau > max_tau:
@@ -306,15 +407,22 @@ class _Run:
                     w_hvp += h_i
                 v = state.version
                 after(a, v)
+                if dispatched:
+                    for j, _ in dispatched:
+                        pending[j] = state.w if pull is None else pull(state, j)
+                    dispatched.clear()
                 if v != v_before:
-                    w_new = own[i] if local else state.w
+                    w_new = state.w if pull is None else pull(state, i)
                     if not math.isfinite(norm) or not finite(w_new):
                         self.status = "diverged"
                         self.message = (
                             f"non-finite model at step {v} (arrival {arrivals}, client {i}, "
                             f"time {now:.6g}); run stopped, everything recorded before kept"
                         )
-                        state = ServerState(store[v_before], v_before)
+                        if pull is not None:  # keep the client's last finite model
+                            state.acc[i] = u
+                        state = ServerState(store[v_before], v_before,
+                                            state.acc if pull is not None else None)
                         break
                     store[v] = state.w
                     keep = oldest(v)
@@ -331,9 +439,23 @@ class _Run:
                      applied=applied, max_staleness=max_tau, wasted_grad=w_grad,
                      wasted_hvp=w_hvp)
 
+    def _batches(self) -> dict[str, np.ndarray] | None:
+        if not self.record:
+            return None
+        log = self.batch_log
+        shapes = np.asarray([(0, 0) if r is None else r.shape for _, _, r in log],
+                            dtype=np.int64).reshape(len(log), 2)
+        sizes = shapes[:, 0] * shapes[:, 1]
+        off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        parts = [r.reshape(-1) for _, _, r in log if r is not None]
+        rows = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+        return {"arrival": np.asarray([a for a, _, _ in log], dtype=np.int64),
+                "client": np.asarray([i for _, i, _ in log], dtype=np.int64),
+                "shape": shapes, "offset": off, "rows": rows}
+
     def result(self, config: Any = None) -> RunResult:
         src = self.source
-        job_arrays = _columns(src.jobs, _JOB_DTYPE)
+        job_arrays = src.jobs.columns()
         counters = dict(self.counters)
         counters["dropped"] = int(getattr(src, "n_dropped", 0))
         counters["failed"] = int(getattr(src, "n_failed", 0))
@@ -341,41 +463,64 @@ class _Run:
         counters["time"] = float(self.now)
         client_params = None
         w = self.state.w
-        if self.alg.local_only:
-            own = [to_numpy(self.own.get(i, self.problem.w0)) for i in range(self.n)]
-            client_params = np.stack(own)
+        models = self.alg.rule.client_models
+        if models is not None:
+            client_params = np.stack([to_numpy(a) for a in models(self.state, self.n)])
             w = client_params.mean(axis=0)
         return RunResult(
             params=np.array(to_numpy(w), dtype=np.float64, copy=True),
-            trace=Trace(**_columns(self.trace_rows, _TRACE_DTYPE)), jobs=job_arrays,
+            trace=Trace(**self.trace.columns()), jobs=job_arrays,
             history=History.from_rows(self.hist_rows), shares=self._shares(),
             counts=self.counts.copy(), status=self.status, message=self.message,
             counters=counters, config=config, client_params=client_params,
+            batches=self._batches(),
         )
 
     # -- checkpoints (persafl_np/sim/checkpoint.py: manifest + hashed npz files, no pickle)
     def save_checkpoint(self, ck: Checkpointer) -> None:
-        """Commit the run state as one checkpoint (arrays, JSON meta, appended table rows)."""
+        """Commit the run state as one checkpoint (arrays, JSON meta, appended table rows).
+
+        Pending jobs are computed first (:meth:`_flush`), so the saved state holds every
+        outstanding job's result and does not depend on the grouping."""
+        self._flush()
         arrays: dict[str, np.ndarray] = {}
         arrays["w"] = np.asarray(to_numpy(self.state.w))
-        if self.state.acc is not None:
-            arrays["acc"] = np.asarray(to_numpy(self.state.acc))
+        acc = self.state.acc
+        if isinstance(acc, dict):  # a rule's per-client model table (local-only)
+            for i, w in acc.items():
+                arrays[f"own_{i}"] = np.asarray(to_numpy(w))
+        elif acc is not None:
+            arrays["acc"] = np.asarray(to_numpy(acc))
         for v, w in self.store.items():
             arrays[f"store_{v}"] = np.asarray(to_numpy(w))
         for i, w in self.warm.items():
             arrays[f"warm_{i}"] = np.asarray(to_numpy(w))
-        for i, w in self.own.items():
-            arrays[f"own_{i}"] = np.asarray(to_numpy(w))
+        done_meta = {}
+        for i, (u, delta, g, h, inn, wm, bidx) in self.done.items():
+            if u is not None:
+                arrays[f"job_u_{i}"] = np.asarray(to_numpy(u))
+            arrays[f"job_delta_{i}"] = np.asarray(to_numpy(delta))
+            if wm is not None:
+                arrays[f"job_warm_{i}"] = np.asarray(to_numpy(wm))
+            if bidx is not None:
+                arrays[f"job_idx_{i}"] = bidx
+            done_meta[str(i)] = [g, h, inn]
         arrays["counts"] = self.counts
+        sampler_meta = {}
+        for i, smp in self.samplers.items():
+            st, perm = smp.state()
+            sampler_meta[str(i)] = st
+            if perm is not None:
+                arrays[f"perm_{i}"] = perm
+        log = self.batch_log
         meta = {
             "version": self.state.version, "count": self.state.count, "store_lo": self.store_lo,
-            "rngs": {str(i): r.gen.bit_generator.state for i, r in self.rngs.items()
-                     if r.gen is not None},
-            "counters": self.counters, "now": self.now, "source": self.source.state(),
-            "started": self.started,
+            "samplers": sampler_meta, "done": done_meta, "counters": self.counters,
+            "now": self.now, "source": self.source.state(), "started": self.started,
+            "batch_log": [[a, i, None if r is None else r.tolist()] for a, i, r in log],
         }
-        ck.save(arrays, meta, {"trace": self.trace_rows, "hist": self.hist_rows,
-                               "jobs": self.source.jobs})
+        ck.save(arrays, meta, {"trace": self.trace.array(), "hist": self.hist_rows,
+                               "jobs": self.source.jobs.array()})
 
     def load_checkpoint(self, ck: Checkpointer) -> None:
         """Restore the state of the checkpoint ``ck`` verifies (ValueError naming the file)."""
@@ -389,31 +534,41 @@ class _Run:
     def _restore(self, arr: dict, meta: dict, tables: dict) -> None:
         like = self.problem.w0
         dev = lambda a: to_device_like(a, like)  # noqa: E731
-        self.state = ServerState(dev(arr["w"]), int(meta["version"]),
-                                 dev(arr["acc"]) if "acc" in arr else None, int(meta["count"]))
+        acc = dev(arr["acc"]) if "acc" in arr else None
+        if self.alg.rule.pull is not None:
+            acc = {int(k[4:]): dev(v) for k, v in arr.items() if k.startswith("own_")}
+        self.state = ServerState(dev(arr["w"]), int(meta["version"]), acc, int(meta["count"]))
         self.store = {int(k[6:]): dev(v) for k, v in arr.items() if k.startswith("store_")}
         self.warm = {int(k[5:]): dev(v) for k, v in arr.items() if k.startswith("warm_")}
-        self.own = {int(k[4:]): dev(v) for k, v in arr.items() if k.startswith("own_")}
+        self.pending = {}
+        self.done = {}
+        for k, (g, h, inn) in meta["done"].items():
+            i = int(k)
+            wm = arr.get(f"job_warm_{i}")
+            bidx = arr.get(f"job_idx_{i}")
+            u = arr.get(f"job_u_{i}")
+            self.done[i] = (None if u is None else dev(u), dev(arr[f"job_delta_{i}"]), int(g),
+                            int(h), int(inn), None if wm is None else dev(wm), bidx)
         self.counts = arr["counts"].astype(np.int64)
         if self.counts.shape != (self.n,):
             raise ValueError(f"'counts' has shape {self.counts.shape}, expected ({self.n},)")
         self.store_lo = int(meta["store_lo"])
-        self.rngs = {}
-        for k, st in meta["rngs"].items():
-            r = _LazyRng(self.seed, int(k))
-            r.__getattr__("bit_generator").state = st
-            self.rngs[int(k)] = r
-        self.trace_rows = as_rows(tables["trace"])
+        self.samplers = {}
+        for k, st in meta["samplers"].items():
+            self._sampler(int(k)).load_state(st, arr.get(f"perm_{k}"))
+        self.trace = RowBuffer(TRACE_DTYPE, tables["trace"])
         self.hist_rows = as_rows(tables["hist"])
+        self.batch_log = [(int(a), int(i), None if r is None else np.asarray(r, dtype=np.int64))
+                          for a, i, r in meta["batch_log"]]
         self.counters = {k: meta["counters"][k] for k in self.counters}
         self.now = float(meta["now"])
         self.source.load_state(meta["source"])
-        self.source.jobs = as_rows(tables["jobs"])
+        self.source.jobs = RowBuffer(JOB_DTYPE, tables["jobs"])
         self.started = bool(meta["started"])
 
 
 #: The append-only tables of a checkpoint (trace rows, history rows, job rows).
-_CHECKPOINT_TABLES = {"trace": _TRACE_DTYPE, "jobs": _JOB_DTYPE,
+_CHECKPOINT_TABLES = {"trace": TRACE_DTYPE, "jobs": JOB_DTYPE,
                       "hist": np.dtype([(k, np.float64) for k in HISTORY_FIELDS])}
 
 
@@ -432,6 +587,9 @@ def run(
     stop_after: int | None = None,
     config: Any = None,
     progress: Callable[[int, int], None] | None = None,
+    cohort_size: int | None = None,
+    record_batches: bool = False,
+    batches: Any = None,
 ) -> RunResult:
     """Simulate T server steps and return a :class:`~persafl_np.results.RunResult`.
 
@@ -449,6 +607,11 @@ def run(
     progress: called as ``progress(version, T)`` about 100 times during the run (a progress
         bar). The run is then advanced in chunks, exactly as checkpointing does, which leaves
         every result bit-identical.
+    cohort_size: at most this many client jobs are computed together (default
+        :data:`DEFAULT_COHORT_SIZE`); results do not depend on it (theory/simulator.md §3.1).
+    record_batches: keep every arrival's batch row indices (``RunResult.batches``, saved as
+        ``batches.npz``); batches: such a record (the dict, or a path to ``batches.npz``) to
+        use instead of the clients' streams — a replay that needs no knowledge of the RNG.
     """
     T = check_int(T, "T", 1)
     seed = check_int(seed, "seed", 0)
@@ -466,7 +629,17 @@ def run(
             raise ValueError("staleness control applies to asynchronous algorithms only")
         if arrivals.availability_period is not None:
             raise ValueError("availability windows apply to asynchronous algorithms only")
-    r = _Run(problem, algorithm, arrivals, T, seed, eval_every, max_arrivals)
+    if cohort_size is not None:
+        check_int(cohort_size, "cohort_size", 1)
+    rec = None
+    if batches is not None:
+        if isinstance(batches, (str, Path)):
+            with np.load(Path(batches), allow_pickle=False) as z:
+                rec = batches_from_npz(z)
+        else:
+            rec = batches_from_npz(batches)
+    r = _Run(problem, algorithm, arrivals, T, seed, eval_every, max_arrivals, cohort_size,
+             bool(record_batches), rec)
     fp = run_fingerprint(problem, algorithm, arrivals, config, T=T, seed=seed,
                          eval_every=eval_every, max_arrivals=max_arrivals)
     ck = None if checkpoint_dir is None else Checkpointer(checkpoint_dir, fp, _CHECKPOINT_TABLES)
@@ -494,4 +667,5 @@ def run(
         r.step_until(0)
     res = replace(r.result(config), fingerprint=fp)
     res.counters["wall_seconds"] = _time.perf_counter() - t0
+    res.counters["eval_seconds"] = r.eval_seconds
     return res

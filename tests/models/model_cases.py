@@ -47,3 +47,28 @@ def make_case(kind: str, seed: int, m: int, d: int, regularize: bool = True):
 def random_params(model, rng: np.random.Generator, d: int, scale: float) -> np.ndarray:
     """A random parameter vector of norm about ``scale``·√p."""
     return rng.normal(size=model.num_params(d)) * scale
+
+
+def make_cohort(kind: str, seed: int, C: int, m: int, d: int, masked: bool):
+    """(model, W, V, X, y, mask) for a cohort of C clients with m (padded) rows each.
+
+    With ``masked``, each client keeps a random number n_c ∈ 1..m of real rows at random
+    positions (mask 1), and its padding rows hold zeros and label 0, as the contract asks.
+    """
+    model, _, _, rng = make_case(kind, seed, 2, d)
+    X = rng.normal(size=(C, m, d)) * rng.choice([0.3, 1.0, 3.0])
+    if model.is_classifier:
+        y = rng.integers(0, getattr(model, "n_classes", 2), (C, m))
+    else:
+        y = rng.normal(size=(C, m)) * 2.0
+    p = model.num_params(d)
+    W = rng.normal(size=(C, p)) * rng.choice([0.1, 1.0, 3.0])
+    V = rng.normal(size=(C, p))
+    mask = None
+    if masked:
+        mask = np.zeros((C, m))
+        for c in range(C):
+            mask[c, rng.choice(m, int(rng.integers(1, m + 1)), replace=False)] = 1.0
+        X = X * mask[..., None]
+        y = (y * mask).astype(y.dtype)
+    return model, W, V, X, y, mask

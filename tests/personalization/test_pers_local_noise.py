@@ -17,6 +17,7 @@ from persafl_np.personalization import (
     Plain,
     local_update,
 )
+from persafl_np.personalization.sampling import BatchSampler
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
@@ -85,7 +86,8 @@ def test_local_update_matches_manual_loop_and_counters():
     Q, eta = 4, 0.05
     for oracle, per_step in ((Plain(), (1, 0)), (MAML(0.5 / c.L), (2, 1)),
                              (MAML(0.5 / c.L, "hessian_free"), (4, 0))):
-        r1, r2 = np.random.default_rng(5), np.random.default_rng(5)
+        # the manual loop continues one pass (law SIM-BATCH), as local_update does
+        r1, r2 = np.random.default_rng(5), BatchSampler(np.random.default_rng(5))
         res = local_update(oracle, M, w, X, y, Q, eta, r1, batch_size=3)
         yq, gsum = w.copy(), np.zeros_like(w)
         for _ in range(Q):
@@ -161,7 +163,7 @@ def test_local_update_prox_zero_is_exactly_loc1():
         ref = local_update(Plain(), M, w, X, y, Q, eta, np.random.default_rng(2), b)
         res = local_update(Plain(), M, w, X, y, Q, eta, np.random.default_rng(2), b, prox=0.0)
         np.testing.assert_array_equal(res.delta, ref.delta)
-        r, yq = np.random.default_rng(2), w
+        r, yq = BatchSampler(np.random.default_rng(2)), w
         for _ in range(Q):
             yq = yq - eta * Plain().step(M, yq, X, y, r, b).g
         np.testing.assert_array_equal(res.delta, w - yq)
@@ -192,7 +194,7 @@ def test_local_update_prox_minibatch_matches_manual_loop():
     X, y, w = _ls_client(11, m=20)
     M, Q, eta, rho, b = LeastSquares(), 4, 0.05, 1.5, 5
     res = local_update(MAML(0.05), M, w, X, y, Q, eta, np.random.default_rng(3), b, prox=rho)
-    r, yq = np.random.default_rng(3), w
+    r, yq = BatchSampler(np.random.default_rng(3)), w
     for _ in range(Q):
         g = MAML(0.05).stochastic_grad(M, yq, X, y, r, b)
         yq = yq - eta * (g + rho * (yq - w))

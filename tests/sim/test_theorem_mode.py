@@ -7,6 +7,7 @@ import pytest
 
 from persafl_np.algorithms import Algorithm, fedbuff, persafl
 from persafl_np.personalization.base import sample_batch
+from persafl_np.personalization.sampling import BatchSampler
 from persafl_np.sim import TheoremMode, run, streams
 from persafl_np.sim.engine import _Run
 
@@ -24,7 +25,7 @@ def test_tau0_Q1_K1_is_sgd_with_uniform_client_sampling(ls_problem):
     for _ in range(T):
         i = int(server.integers(ls_problem.n_clients))
         clients.append(i)
-        r = crng.setdefault(i, streams.client_rng(seed, i))
+        r = crng.setdefault(i, BatchSampler(streams.client_rng(seed, i)))
         X, y = ls_problem.clients[i][:2]
         idx = sample_batch(r, X.shape[0], b)
         g = ls_problem.model.grad(w, X[idx], y[idx])

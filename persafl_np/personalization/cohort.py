@@ -1,0 +1,245 @@
+"""Cohort execution: the Q local steps (LOC-1)/(LOC-PROX) of C client jobs at once.
+
+theory/personalization.md §1 (eq. (LOC-1), (LOC-PROX)) and §Cohort (eq. (LOC-C)):
+
+    Y_0 = U,  Y_{q+1} = Y_q − η (G_q + ρ (Y_q − U)),  Δ = U − Y_Q,   G_q[c] = g_{i_c}(Y_q[c]),
+
+row c being client i_c's job started from its pulled model U[c]. Every operation is one stacked
+model kernel (``grad_many`` …, :mod:`persafl_np.models.cohort`), an elementwise operation or a
+reduction along a row, so row c does not depend on the other rows: on NumPy the result of a job
+is bit-identical whatever cohort it was computed in (the engine's grouping test).
+
+Data layout (:class:`CohortData`): the clients' rows are concatenated once per run into one
+(N, d) array; a mini-batch of client c is the gather ``X_all[off_c + idx]`` — (C, b, d) for a
+cohort. Full-batch work (b = None, b ≥ m_c, evaluation) pads every client to the run's largest
+m with zero rows and a 0/1 mask (why padding: :mod:`persafl_np.models.cohort`). The padded
+width and the presence of the mask are fixed per run, so shapes never depend on the grouping.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from persafl_np.backend import array_namespace, to_device_like
+from persafl_np.personalization.sampling import BatchSampler
+
+__all__ = ["CohortData", "CohortUpdate", "Kernels", "ManyStep", "local_update_many"]
+
+
+class ManyStep(NamedTuple):
+    """One stacked oracle call: directions G (C, p) and per-row costs.
+
+    n_grad, n_hvp, n_inner: ints (same for every row) or (C,) int64 arrays; resid: (C,) float64
+    or 0.0; warm: (C, p) warm-start states or None.
+    """
+
+    g: Any
+    n_grad: Any
+    n_hvp: Any = 0
+    n_inner: Any = 0
+    resid: Any = 0.0
+    warm: Any = None
+
+
+class CohortUpdate(NamedTuple):
+    """Result of :func:`local_update_many` (row c = job c)."""
+
+    delta: Any
+    n_grad: np.ndarray
+    n_hvp: np.ndarray
+    n_inner: np.ndarray
+    resid: np.ndarray
+    warm: Any
+    batches: list | None
+
+
+class Kernels:
+    """The batched model methods resolved once per run.
+
+    Uses the model's ``loss_many``/``grad_many``/``hvp_many``/``predict_many`` with
+    ``validate=False`` (the engine validated the data once with ``model.check_data``); a model
+    without them (a user's model that only implements the single-client protocol) gets a loop
+    over its single methods, correct but slow.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.native = all(hasattr(model, k) for k in ("grad_many", "hvp_many", "loss_many"))
+
+    def grad(self, W: Any, X: Any, y: Any, mask: Any = None) -> Any:
+        if self.native:
+            return self.model.grad_many(W, X, y, mask, validate=False)
+        return self._loop("grad", W, None, X, y, mask)
+
+    def hvp(self, W: Any, V: Any, X: Any, y: Any, mask: Any = None) -> Any:
+        if self.native:
+            return self.model.hvp_many(W, V, X, y, mask, validate=False)
+        return self._loop("hvp", W, V, X, y, mask)
+
+    def loss(self, W: Any, X: Any, y: Any, mask: Any = None) -> Any:
+        if self.native:
+            return self.model.loss_many(W, X, y, mask, validate=False)
+        xp = array_namespace(W, X)
+        return xp.stack([xp.asarray(v) for v in self._rows("loss", W, None, X, y, mask)])
+
+    def predict(self, W: Any, X: Any) -> Any:
+        if hasattr(self.model, "predict_many"):
+            return self.model.predict_many(W, X)
+        xp = array_namespace(W, X)
+        return xp.stack([self.model.predict(W[c, ...], X[c, ...]) for c in range(W.shape[0])])
+
+    def _rows(self, name: str, W: Any, V: Any, X: Any, y: Any, mask: Any) -> list:
+        f = getattr(self.model, name)
+        out = []
+        for c in range(W.shape[0]):
+            Xc, yc = X[c, ...], y[c, ...]
+            if mask is not None:
+                n = int(np.sum(np.asarray(mask[c, ...] if type(mask) is np.ndarray else
+                                          np.asarray(mask[c, ...]))))
+                Xc, yc = Xc[:n, ...], yc[:n, ...]
+            out.append(f(W[c, ...], Xc, yc) if V is None else f(W[c, ...], V[c, ...], Xc, yc))
+        return out
+
+    def _loop(self, name: str, W: Any, V: Any, X: Any, y: Any, mask: Any) -> Any:
+        return array_namespace(W, X).stack(self._rows(name, W, V, X, y, mask))
+
+
+class CohortData:
+    """The run's client training data in the cohort layout (module docstring).
+
+    ``Xs``, ``ys``: per-client arrays of one namespace (already in the run's dtype).
+    """
+
+    def __init__(self, Xs: list, ys: list) -> None:
+        xp = array_namespace(Xs[0], ys[0])
+        self.xp = xp
+        self.numpy = type(Xs[0]) is np.ndarray
+        self.m = np.asarray([int(X.shape[0]) for X in Xs], dtype=np.int64)
+        self.off = np.concatenate([[0], np.cumsum(self.m)[:-1]]).astype(np.int64)
+        self.m_max = int(self.m.max())
+        self.d = int(Xs[0].shape[1])
+        # one copy of the rows, plus a zero row at index N that padding rows point at (label 0
+        # / target 0): rows 0..N−1 are the clients' rows in order
+        N = int(self.m.sum())
+        zx = xp.zeros((1, self.d), dtype=Xs[0].dtype)
+        zy = xp.zeros((1,), dtype=ys[0].dtype)
+        self.Xz = xp.concat([*Xs, zx], axis=0)
+        self.yz = xp.concat([*ys, zy], axis=0)
+        self.equal = bool(np.all(self.m == self.m_max))
+        j = np.arange(self.m_max, dtype=np.int64)
+        real = j[None, :] < self.m[:, None]
+        self.full_idx = np.where(real, self.off[:, None] + j[None, :], N)
+        self.full_mask = None if self.equal else real
+
+    def _gather(self, A: Any, G: np.ndarray) -> Any:
+        if self.numpy:
+            # a 1-D take is ~2x faster than fancy indexing with a 2-D index array
+            return A.take(G.reshape(-1), axis=0).reshape(G.shape + A.shape[1:])
+        xp = self.xp
+        flat = xp.take(A, to_device_like(G.reshape(-1), A), axis=0)
+        return xp.reshape(flat, tuple(G.shape) + tuple(A.shape[1:]))
+
+    def rows(self, G: np.ndarray) -> tuple[Any, Any]:
+        """(X, y) of global row indices G (any shape): X G.shape + (d,), y G.shape."""
+        return self._gather(self.Xz, G), self._gather(self.yz, G)
+
+    def full(self, clients: np.ndarray) -> tuple[Any, Any, Any]:
+        """Padded full batches (X (C, m_max, d), y (C, m_max), mask (C, m_max) or None)."""
+        G = self.full_idx[clients]
+        X, y = self._gather(self.Xz, G), self._gather(self.yz, G)
+        mask = None
+        if self.full_mask is not None:
+            mask = to_device_like(self.full_mask[clients].astype(np.float64), X)
+            mask = self.xp.astype(mask, X.dtype)
+        return X, y, mask
+
+    def client_full(self, i: int) -> tuple[Any, Any]:
+        """Client i's own (unpadded) training rows."""
+        o, m = int(self.off[i]), int(self.m[i])
+        return self.Xz[o:o + m, ...], self.yz[o:o + m, ...]
+
+
+def _add(acc: Any, v: Any) -> Any:
+    """Counter accumulation: Python ints while every step's cost is the same for all rows."""
+    if isinstance(v, np.ndarray):
+        return acc + v.astype(np.int64)
+    return acc + v
+
+
+def local_update_many(
+    oracle: Any, kern: Kernels, data: CohortData, clients: np.ndarray, U: Any,
+    samplers: list[BatchSampler], Q: int, eta: float, batch_size: int | None, rho: float,
+    warm: Any, record: bool = False,
+) -> CohortUpdate:
+    """Q local steps of the jobs of ``clients`` from ``U`` (C, p), eq. (LOC-C).
+
+    All rows of one call must be in the same *layout group*: either every client has
+    m_c > b (mini-batches of exactly b rows) or every client uses its full batch
+    (b = None or b ≥ m_c); the engine splits a cohort accordingly. ``samplers[c]`` is client
+    ``clients[c]``'s :class:`BatchSampler`; batches are drawn in job order, Q·k at once,
+    k = ``oracle.batches_per_step(b)`` (law (SIM-BATCH), theory/simulator.md §1.1).
+    ``warm``: (C, p) warm starts (Moreau) or None. ``record``: also return each job's
+    (Q·k, b) local batch indices (None for full-batch jobs).
+    """
+    C = len(clients)
+    xp = data.xp
+    k = oracle.batches_per_step(batch_size)
+    full = k == 0 or batch_size is None or bool(np.all(data.m[clients] <= batch_size))
+    sigma = float(getattr(oracle, "sigma", 0.0)) if getattr(oracle, "adds_noise", False) else 0.0
+    idx_list: list | None = [] if record else None
+    if full:
+        Xf, yf, mf = data.full(clients)
+        G = None
+        if record:
+            idx_list.extend([None] * C)
+    else:
+        # one (Q·k, b) draw per job, in job order within each client's own stream
+        per = [samplers[c].take(int(data.m[i]), batch_size, Q * k) for c, i in
+               enumerate(clients.tolist())]
+        if record:
+            idx_list.extend(per)
+        G = np.stack(per) + data.off[clients][:, None, None]   # (C, Q·k, b)
+        # one gather for the whole job, laid out (Q·k, C, b, d) so that every step's batch
+        # XB[s] is a C-contiguous (C, b, d) block (the kernels' grouping guarantee needs it)
+        XB, YB = data.rows(np.ascontiguousarray(G.transpose(1, 0, 2)))
+    noise = None
+    p = int(U.shape[1])
+    if sigma > 0.0:
+        # (NOISE-1): ξ_q = standard_normal(p)·σ/√p per step, drawn per job as one (Q, p) block
+        scale = sigma / math.sqrt(p)
+        nz = np.stack([samplers[c].normal((Q, p)) for c in range(C)]) * scale   # (C, Q, p)
+        noise = xp.astype(to_device_like(nz, U), U.dtype)
+    n_grad: Any = 0
+    n_hvp: Any = 0
+    n_inner: Any = 0
+    resid = np.zeros(C, dtype=np.float64)
+    Y = U
+    for q in range(Q):
+        if full:
+            batches = [(Xf, yf, mf)] * 3  # D = D′ = D″ = all rows (any oracle)
+        else:
+            batches = [(XB[q * k + j, ...], YB[q * k + j, ...], None) for j in range(k)]
+        s = oracle.step_many(kern, Y, batches, warm)
+        g = s.g if noise is None else s.g + noise[:, q, :]
+        if rho:
+            Y = Y - eta * (g + rho * (Y - U))
+        else:
+            Y = Y - eta * g
+        n_grad = _add(n_grad, s.n_grad)
+        n_hvp = _add(n_hvp, s.n_hvp)
+        n_inner = _add(n_inner, s.n_inner)
+        r = s.resid
+        if isinstance(r, np.ndarray):
+            # same as max(resid, r) with NaN kept where it came first (as the single path)
+            resid = np.where(r > resid, r, resid)
+        elif r > 0:
+            resid = np.maximum(resid, r)
+        warm = s.warm
+
+    def rows(v: Any) -> np.ndarray:
+        return v if isinstance(v, np.ndarray) else np.full(C, v, dtype=np.int64)
+
+    return CohortUpdate(U - Y, rows(n_grad), rows(n_hvp), rows(n_inner), resid, warm, idx_list)
