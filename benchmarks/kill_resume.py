@@ -10,9 +10,9 @@ Prints one line per run kind and a total: kills, unrecoverable runs, byte-identi
 The test tests/test_checkpoint_kill.py runs a bounded form of the same harness.
 
 Compared files: trace.csv, jobs.csv, history.csv, final.npz, config.toml, fingerprint.json
-byte for byte, and summary.json without ``counters.wall_seconds`` (wall-clock time differs by
-nature). Injected kills use the documented hook ``PERSAFL_CHECKPOINT_KILL_AT=k`` (the k-th
-injection point of the process calls ``os._exit(86)``); random kills are ``SIGKILL`` after a
+byte for byte, and summary.json without the wall-clock counters (``wall_seconds``,
+``eval_seconds``: they differ by nature). Injected kills use the documented hook
+``PERSAFL_CHECKPOINT_KILL_AT=k`` (the k-th injection point of the process calls ``os._exit(86)``); random kills are ``SIGKILL`` after a
 uniform delay in [0, 1.2 × the uninterrupted run's wall time].
 """
 
@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from persafl_np.results import WALL_CLOCK_COUNTERS  # noqa: E402
 from persafl_np.sim.checkpoint import KILL_ENV, KILL_EXIT_CODE, POINTS_PER_SAVE  # noqa: E402
 
 _COMMON = """seed = 3
@@ -110,10 +111,11 @@ COMPARED = ("trace.csv", "jobs.csv", "history.csv", "final.npz", "config.toml",
 
 
 def outputs(d: Path) -> dict[str, bytes]:
-    """The compared files of a run folder (summary.json without wall_seconds)."""
+    """The compared files of a run folder (summary.json without its wall-clock counters)."""
     out = {f: (d / f).read_bytes() for f in COMPARED}
     s = json.loads((d / "summary.json").read_text())
-    s["counters"].pop("wall_seconds", None)
+    for k in WALL_CLOCK_COUNTERS:
+        s["counters"].pop(k, None)
     out["summary.json"] = json.dumps(s, sort_keys=True).encode()
     return out
 

@@ -57,6 +57,10 @@ HISTORY_FIELDS = (
 JOB_STATUS = ("applied", "dropped", "failed")
 
 #: One trace row (an arrival) as stored while a run grows.
+#: Counters that measure wall-clock time: the only fields of summary.json that differ between
+#: two runs of the same config and seed (an interrupted + resumed run included).
+WALL_CLOCK_COUNTERS = ("wall_seconds", "eval_seconds")
+
 TRACE_DTYPE = np.dtype([("time", np.float64), ("step", np.int64), ("client", np.int64),
                         ("pulled_version", np.int64), ("staleness", np.int64),
                         ("accepted", np.bool_), ("update_norm", np.float64)])

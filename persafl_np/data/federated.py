@@ -249,6 +249,11 @@ class FederatedDataset:
         headers = _npz_headers(p, where)
         if "meta" not in headers:
             raise ValueError(f"{where} is not a saved FederatedDataset (no 'meta')")
+        # zipfile accepts bytes before the archive (self-extracting zips), np.load does not: it
+        # would read such a file as a pickle and refuse it without naming the file.
+        with open(p, "rb") as fh:
+            if fh.read(4) != b"PK\x03\x04":
+                raise ValueError(f"{where}: not a readable .npz (no zip signature at byte 0)")
         try:
             with np.load(p, allow_pickle=False) as f:
                 meta = _check_meta(f["meta"] if headers["meta"][1].kind == "U" else None,
