@@ -12,8 +12,9 @@ The test tests/test_checkpoint_kill.py runs a bounded form of the same harness.
 Compared files: trace.csv, jobs.csv, history.csv, final.npz, config.toml, fingerprint.json
 byte for byte, and summary.json without the wall-clock counters (``wall_seconds``,
 ``eval_seconds``: they differ by nature). Injected kills use the documented hook
-``PERSAFL_CHECKPOINT_KILL_AT=k`` (the k-th injection point of the process calls ``os._exit(86)``); random kills are ``SIGKILL`` after a
-uniform delay in [0, 1.2 × the uninterrupted run's wall time].
+``PERSAFL_CHECKPOINT_KILL_AT=k`` (the k-th injection point of the process calls
+``os._exit(86)``); random kills are ``SIGKILL`` after a uniform delay in [0, 1.2 × the
+uninterrupted run's wall time].
 """
 
 from __future__ import annotations
