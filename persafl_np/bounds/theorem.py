@@ -40,8 +40,9 @@ TERM_NAMES = (
     "stale_noise",
 )
 
-#: (c1, ..., c7) of (T1). "d4": the theory brief's constants; "sharp": what the proof in
-#: theory/async_theorem.md §4 (eq. (P9)) gives, valid also for client-dependent staleness (ρ = 2).
+#: (c1, ..., c7) of (T1). "d4": the constants of (D4) in theory/brief_results.md; "sharp": what
+#: the proof in theory/async_theorem.md §4 (eq. (P9)) gives, valid also for client-dependent
+#: staleness (ρ = 2).
 CONSTANT_SETS: dict[str, tuple[float, ...]] = {
     "d4": (8.0, 24.0, 8.0, 128.0, 64.0, 336.0, 144.0),
     "sharp": (4.0, 12.0, 4.0, 80.0, 20.0, 37.0, 12.0),
