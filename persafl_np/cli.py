@@ -590,6 +590,16 @@ def _describe_os_error(exc: OSError) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (see :data:`EPILOG`)."""
     try:
+        return _main(argv)
+    except KeyboardInterrupt:  # outside a command (while parsing, or while reporting an error)
+        if "--debug" in (sys.argv[1:] if argv is None else argv):
+            raise
+        print("persafl: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors
         return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE

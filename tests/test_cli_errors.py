@@ -354,3 +354,18 @@ def test_py_typed_and_templates_are_package_data():
     pkg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert set(pkg["package-data"]["persafl_np"]) >= {"py.typed", "templates/*.toml"}
     assert "ruff check ." in (ROOT / ".ci" / "run").read_text()
+
+
+def test_real_ctrl_c_exits_130_without_traceback(tmp_path):
+    import signal
+    import time
+
+    f = tmp_path / "t.toml"
+    assert main(["init", "theorem", "--out", str(f)]) == 0
+    p = subprocess.Popen([sys.executable, "-m", "persafl_np", "run", str(f), "--out",
+                          str(tmp_path / "o"), "--quiet", "--set", "T=10000000"], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and "Traceback" not in err and "interrupted" in err, err
