@@ -132,6 +132,12 @@ def bound_assessment(inst: BoundInstance, chk: BoundCheck, run: bool) -> tuple[s
     return "holds", []
 
 
+def _measured_label(chk: BoundCheck) -> str:
+    if chk.stride == 1:
+        return "(1/T) sum_t ||grad F(w^t)||^2"
+    return f"mean over t = 0, {chk.stride}, {2 * chk.stride}, ... < T of ||grad F(w^t)||^2"
+
+
 def _measured_what(chk: BoundCheck, T: int) -> str:
     if chk.stride == 1:
         return "(1/T) sum_{t<T} ||grad F(w^t)||^2 (every step: the left-hand side of (T1))"
@@ -179,10 +185,12 @@ def _body(inst: BoundInstance, chk: BoundCheck, run: bool) -> list[str]:
     if run:
         se = chk.measured_stderr
         lines += [
-            f"measured   : {_measured_what(chk, inst.T)}",
-            f"           = {_fmt(chk.measured_mean)}"
+            f"measured   : {_measured_label(chk)} = {_fmt(chk.measured_mean)}"
             + (f" +- {_fmt(se)} (s.e.)" if math.isfinite(se) else "")
             + f" over seeds {list(inst.seeds)}",
+            "  (" + ("every step: the left-hand side of (T1)" if chk.stride == 1 else
+                     f"{len(range(0, inst.T, chk.stride))} of the {inst.T} steps: an estimate of "
+                     "the left-hand side of (T1), exact with --stride 1") + ")",
         ]
         if math.isfinite(b.total) and b.total > 0:
             lines.append(f"ratio      : measured/bound = {_fmt(chk.ratio)} (D4), "
@@ -197,8 +205,8 @@ def _body(inst: BoundInstance, chk: BoundCheck, run: bool) -> list[str]:
         ]
     verdict, reasons = bound_assessment(inst, chk, run)
     lines.append({"holds": "verdict    : the bound applies" + (" and holds" if run else ""),
-                  "not_applicable": "verdict    : NOT APPLICABLE (the total is not a guaranteed "
-                  "bound):",
+                  "not_applicable": "verdict    : NOT APPLICABLE: the total is NOT a guaranteed "
+                  "bound, because",
                   "violated": "verdict    : VIOLATED:"}[verdict])
     lines += [f"  - {r}" for r in reasons]
     return lines

@@ -288,13 +288,14 @@ def regenerate_figures(figures_dir: str | os.PathLike[str] = "figures", quick: b
     if quick and out_d.resolve() == d.resolve():
         raise ValueError(f"--quick writes previews, never into {d}: give --out DIR (another "
                          "folder)")
+    with_bounds = bounds if bounds is not None else not quick
+    if with_bounds and out_d.resolve() != d.resolve():
+        raise ValueError("the bound figures are written next to make_bound_figures.py: "
+                         "run without --out, or with --quick")
     specs = [load_figure_spec(c, quick=quick) for c in configs]  # validate all before running
     out_d.mkdir(parents=True, exist_ok=True)
     out = [render_figure(s, out_d, workers) for s in specs]
-    if bounds if bounds is not None else not quick:
-        if out_d.resolve() != d.resolve():
-            raise ValueError("the bound figures are written next to make_bound_figures.py: "
-                             "run without --out, or with --quick")
+    if with_bounds:
         out += _bound_figures(d)
     return out
 
