@@ -66,7 +66,7 @@ BAD_VALUES = [("T", "0"), ("T", "-3"), ("T", '"ten"'), ("T", "1.5"), ("T", "true
               ("arrivals.job_trace", '"nowhere.csv"'), ("nonsense", "1"),
               ("algorithm", "3"), ("arrivals.job_time", '"exp"'),
               ("arrivals.job_time.law", '"lognormal"\n[arrivals.job_time]\nmu = 1000.0')]
-BAD_INTS = ["-5", "0", "x", "1.5", "", "1e3", "--", "-1"]
+BAD_INTS = ["-5", "0", "x", "1.5", "", "1e3", "-1", "two"]  # ("0" is valid only for --seed)
 
 
 class Case:

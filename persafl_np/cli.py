@@ -392,7 +392,7 @@ def _add_bound(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--set", type=set_override, action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value (as for `persafl run`; repeatable)")
     p.add_argument("--run", action="store_true", help="also simulate and report measured/bound")
-    p.add_argument("--seeds", type=positive_int, default=4,
+    p.add_argument("--seeds", type=positive_int, default=4, metavar="N",
                    help="seeds averaged with --run (seed, seed+1, ...; default 4)")
     p.add_argument("--stride", type=stride_arg, default="auto", metavar="K|auto",
                    help="with --run, evaluate ||grad F(w^t)||^2 at t = 0, K, 2K, ... < T; "
@@ -414,7 +414,12 @@ def _load_sweep_runs(path: Path, overrides: Sequence[tuple[str, Any]]) -> list:
             raise UsageError(f"sweep file {path}: --set needs a [base] table")
         apply_overrides(doc["base"], overrides)
     try:
-        return expand(parse_sweep(doc))  # every config validated before any run starts
+        spec = parse_sweep(doc)
+        varied = sorted(k for k, _ in overrides if k in spec.grid)
+        if varied:  # the grid would silently win over the --set value
+            raise UsageError(f"--set {varied[0]}: this key is varied by the sweep's [grid]; "
+                             "change the grid instead")
+        return expand(spec)  # every config validated before any run starts
     except ValueError as exc:
         raise UsageError(f"sweep file {path}: {exc}") from None
 

@@ -234,6 +234,9 @@ def test_set_on_sweep_sets_base(tmp_path, capsys):
     assert len(cfgs) == 2 and all("\nT = 4\n" in p.read_text() for p in cfgs)
     assert main(["sweep", str(sweep), "--out", str(tmp_path / "o2"), "--set", "T=0"]) == 2
     _one_line_error(capsys, "T must be an integer >= 1")
+    assert main(["sweep", str(sweep), "--out", str(tmp_path / "o2"), "--set",
+                 "algorithm.eta=0.5"]) == 2  # the grid varies it: the --set would be ignored
+    _one_line_error(capsys, "--set algorithm.eta", "[grid]")
     assert not (tmp_path / "o2").exists()
 
 
