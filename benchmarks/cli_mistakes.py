@@ -217,6 +217,8 @@ def run_case(case: Case) -> tuple[int | str, str, bool]:
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
             code: int | str = main(case.argv)
+    except SystemExit as exc:  # argparse's own exit (a usage message, not a traceback)
+        code = exc.code if isinstance(exc.code, int) else 2
     except BaseException as exc:  # noqa: BLE001 — this is exactly what we count
         code = "EXC"
         err.write(f"Traceback (escaped main): {type(exc).__name__}: {exc}\n")
