@@ -15,7 +15,8 @@
 3. end to end: PersA-FL with exact-MAML clients (α = 0.01), softmax regression on FedProx
    Synthetic(0.5, 0.5), 100 clients, Q = 5, η = 0.01, β = 1, batch 10, concurrency 10
    (FedBuff-style; with all 100 clients in flight the mean staleness is ≈ 94 and β = 1 is far
-   outside the step condition of theory brief D4), 10 000 arrivals, evaluation every 2 000 steps
+   outside the step condition of theory/brief_results.md (D4)), 10 000 arrivals, evaluation every
+   2 000 steps
    (included in the wall time), d = 60 features (the FedProx recipe; DataConfig's default for
    fedprox_synthetic). Earlier versions of this script ran with d = 10, where the global
    softmax's minimum is F* ≈ 2.105 (L-BFGS, seed 0; client-mean accuracy 0.25): F ≈ 2.1 there is

@@ -2,7 +2,8 @@
 
 Two parts, both small enough for under a minute on 2 cores:
 
-1. **An asynchronous PersA-FL run** (theory brief B2) with MAML clients (α = 0.01): softmax
+1. **An asynchronous PersA-FL run** (theory/brief_results.md (B2)) with MAML clients (α = 0.01):
+softmax
    regression on FedProx Synthetic(0.5, 0.5), 20 clients, exponential job times with every
    4th client 4× faster, Q = 5, η = 0.05, β = 1, 600 server steps. Its files (config.toml,
    trace.csv, jobs.csv, history.csv, final.npz) go to ``OUT/run`` and the Gantt chart of its

@@ -12,8 +12,11 @@ each file atomically (temporary file in the same directory, then ``os.replace``)
 * ``final.npz``    — params, shares, counts (``allow_pickle=False`` readable);
 * ``batches.npz``  — with ``record_batches``: every arrival's batch row indices
   (theory/simulator.md §1.1; :func:`persafl_np.sim.engine.load_batches`);
-* ``summary.json`` — status, message, counters;
+* ``summary.json`` — status, message, counters, and ``final``: the last evaluated metrics
+  (step and every history column at the last row; NaN written as null);
 * ``fingerprint.json`` — the run's fingerprint (:mod:`persafl_np.fingerprint`), written last.
+
+:meth:`RunResult.load` reads such a folder back (``RunResult.load("out/")``).
 """
 
 from __future__ import annotations
@@ -245,7 +248,8 @@ class RunResult:
         if self.batches is not None:
             atomic_write_npz(d / "batches.npz", **self.batches)
         atomic_write_text(d / "summary.json", json.dumps(
-            {"status": self.status, "message": self.message, "counters": self.counters},
+            {"status": self.status, "message": self.message, "counters": self.counters,
+             "final": self._final_metrics()},
             indent=2, sort_keys=True,
         ))
         if self.fingerprint is not None:
@@ -253,6 +257,63 @@ class RunResult:
 
             fingerprint.write(d, self.fingerprint, self.config)
         return d
+
+    def _final_metrics(self) -> dict[str, float | int | None]:
+        """The last history row (None where NaN or when nothing was evaluated)."""
+        if len(self.history) == 0:
+            return {}
+        row = {k: float(self.history.columns[k][-1]) for k in HISTORY_FIELDS}
+        out: dict[str, float | int | None] = {
+            k: (None if not math.isfinite(v) else v) for k, v in row.items()}
+        out["step"], out["arrivals"] = int(row["step"]), int(row["arrivals"])
+        return out
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> RunResult:
+        """Read a folder written by :meth:`save` (or ``persafl run``) back into a RunResult.
+
+        Every array is as saved (floats round-trip exactly); ``config`` is the validated
+        :class:`~persafl_np.config.SimConfig` when ``config.toml`` is present. Raises
+        ``ValueError`` naming the file for a folder that is not a saved run.
+        """
+        d = Path(run_dir)
+        if not d.is_dir():
+            raise ValueError(f"{d}: not a folder")
+        for name in ("trace.csv", "jobs.csv", "history.csv", "final.npz", "summary.json"):
+            if not (d / name).is_file():
+                raise ValueError(f"{d}: not a saved run (no {name})")
+        with np.load(d / "final.npz", allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        summary = json.loads((d / "summary.json").read_text())
+        with (d / "jobs.csv").open(newline="") as fh:
+            jrows = list(csv.DictReader(fh))
+        try:
+            jobs = {
+                "client": np.asarray([int(r["client"]) for r in jrows], dtype=np.int64),
+                "start": np.asarray([float(r["start"]) for r in jrows], dtype=np.float64),
+                "end": np.asarray([float(r["end"]) for r in jrows], dtype=np.float64),
+                "pulled_version": np.asarray([int(r["pulled_version"]) for r in jrows],
+                                             dtype=np.int64),
+                "status": np.asarray([JOB_STATUS.index(r["status"]) for r in jrows],
+                                     dtype=np.int64),
+            }
+            with (d / "history.csv").open(newline="") as fh:
+                hrows = [tuple(float(r[k]) for k in HISTORY_FIELDS) for r in csv.DictReader(fh)]
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"{d}: damaged jobs.csv or history.csv ({exc})") from None
+        config = None
+        if (d / "config.toml").is_file():
+            from persafl_np.config import load_config
+
+            config = load_config(d / "config.toml")
+        return cls(
+            params=arrays["params"], trace=read_trace_csv(d / "trace.csv",
+                                                          int(arrays["shares"].shape[0])),
+            jobs=jobs, history=History.from_rows(hrows), shares=arrays["shares"],
+            counts=arrays["counts"], status=summary["status"], message=summary["message"],
+            counters=summary["counters"], config=config,
+            client_params=arrays.get("client_params"),
+        )
 
 
 def _trace_text(t: Trace) -> str:

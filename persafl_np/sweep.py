@@ -7,7 +7,7 @@ A sweep file (TOML) has three parts::
     [base]                        # a full run configuration (same tables as `persafl run`)
     ...
     [grid]                        # dotted config paths -> lists of values (Cartesian product)
-    "staleness.tau_max" = [0, 2, 5]
+    "arrivals.tau_max" = [0, 2, 5]
     "algorithm.name" = ["persafl", "fedasync"]
 
     diverge_factor = 100.0        # optional (default off): "diverged" when loss > factor × start

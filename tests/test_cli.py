@@ -1,4 +1,4 @@
-"""The command line: demo, run, resume."""
+"""The command line: demo, run, resume, bound, sweep, summarize, figures."""
 
 from __future__ import annotations
 
@@ -89,11 +89,18 @@ def test_bound_prints_conditions_and_terms(tmp_path, capsys):
                        'tau = 2\n').replace('[arrivals.job_time]\nlaw = "lognormal"\nsigma = 1.0\n',
                                             "").replace("batch_size = 4\n", "")
     )
-    assert main(["bound", str(cfg), "--run", "--seeds", "2"]) == 0
+    # eta = 0.05 is far above the (T2) caps: the report says so and exits 3
+    assert main(["bound", str(cfg), "--run", "--seeds", "2", "--quiet"]) == 3
     out = capsys.readouterr().out
     assert "conditions (T2)" in out and "init" in out and "stale_het" in out
+    assert "NOT APPLICABLE" in out and "(T2) violated: eta = 0.05" in out
+    # within the caps (a = beta*eta <= 1/(24 tau Q L)) the bound applies and holds: exit 0
+    assert main(["bound", str(cfg), "--run", "--seeds", "2", "--quiet",
+                 "--set", "algorithm.eta=0.002", "--set", "algorithm.beta=0.05"]) == 0
+    out = capsys.readouterr().out
     ratio = float(out.split("measured/bound = ")[1].split()[0])
     assert 0.0 < ratio <= 1.0  # (T1) holds on this C5 instance
+    assert "every step: the left-hand side of (T1)" in out  # small problem: stride 1
 
 
 def test_sweep_then_summarize(tmp_path, capsys):
@@ -133,9 +140,35 @@ def test_figures_quick_renders_a_config_dir(tmp_path, capsys):
     src = Path(__file__).resolve().parents[1] / "figures" / "configs" / "timeline.toml"
     (tmp_path / "configs").mkdir()
     shutil.copy(src, tmp_path / "configs" / "timeline.toml")
-    assert main(["figures", "--quick", "--dir", str(tmp_path), "--workers", "1"]) == 0
+    # --quick never writes into the figures folder: --out is required and must differ
+    assert main(["figures", "--quick", "--dir", str(tmp_path), "--workers", "1"]) == 2
+    assert "--out" in capsys.readouterr().err
+    prev = tmp_path / "preview"
+    assert main(["figures", "--quick", "--dir", str(tmp_path), "--out", str(prev),
+                 "--workers", "1"]) == 0
     assert "timeline.png" in capsys.readouterr().out
-    assert (tmp_path / "timeline.png").stat().st_size > 0
-    assert (tmp_path / "timeline.csv").stat().st_size > 0
-    assert main(["figures", "--quick", "--dir", str(tmp_path / "nothing")]) == 2
+    assert (prev / "timeline.png").stat().st_size > 0
+    assert (prev / "timeline.csv").stat().st_size > 0
+    assert not (tmp_path / "timeline.png").exists()
+    assert main(["figures", "--quick", "--dir", str(tmp_path / "nothing"), "--out",
+                 str(prev)]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["figures", "--quick", "--dir", str(tmp_path / "empty"), "--out",
+                 str(prev)]) == 2
     assert "has no configs" in capsys.readouterr().err
+
+
+def test_preview_titles_say_preview_with_real_sizes():
+    from pathlib import Path
+
+    from persafl_np.plots.regenerate import load_figure_spec, preview_title
+
+    cfg = Path(__file__).resolve().parents[1] / "figures" / "configs" / "staleness_tolerance.toml"
+    spec = load_figure_spec(cfg, quick=True)
+    title = preview_title(spec)
+    n_seeds = len({r[2] for r in spec.runs})
+    Ts = {r[3].T for r in spec.runs}
+    assert title.startswith("PREVIEW") and f"{n_seeds} seed" in title
+    assert f"T = {min(Ts)}" in title and "2000" not in title  # the full run's size is not claimed
+    assert max(Ts) < max(r[3].T for r in load_figure_spec(cfg).runs)

@@ -6,7 +6,8 @@ Usage::
 
 Prints the table of experiments/README.md, Investigation (B): for d ∈ {10, 60} features and
 n ∈ {20, 100} clients, F(w⁰) → F(w^T) of a PersA-FL run (theorem mode τ = 0, Q = 5, η = 0.05,
-full batches, T = 2000, seed 0) and the minimum F* of the same F = (1/n)Σ f_i (theory brief
+full batches, T = 2000, seed 0) and the minimum F* of the same F = (1/n)Σ f_i
+(theory/brief_results.md
 §A) found by scipy's L-BFGS, with the client-mean test accuracy of both models.
 """
 

@@ -1,4 +1,5 @@
-"""An algorithm = a server rule + the client settings of its jobs (theory brief B2, LOC-1)."""
+"""An algorithm = a server rule + the client settings of its jobs (theory/brief_results.md (B2);
+theory/personalization.md eq. (LOC-1))."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ class Algorithm:
     synchronous: rounds of ``rule.K`` clients sampled without replacement, all pulling the same
         model; the round ends when its slowest client has arrived (FedAvg, Per-FedAvg, pFedMe).
     prox: ρ ≥ 0, the proximal weight of the local objective f_i(y) + (ρ/2)‖y − u‖² around the
-        pulled model u (FedAsync, theory brief B4; eq. (LOC-PROX) of theory/personalization.md);
+        pulled model u (FedAsync, theory/brief_results.md (B4); eq. (LOC-PROX) of
+        theory/personalization.md);
         0 = plain (LOC-1).
     reweight: scale client i's update by 1/(n p_i) (theory/arrival_bias.md (TA-5)); None = off.
     delay_adaptive: step 0 for updates with τ > threshold (theory/staleness_linear.md (TB-4));

@@ -1,10 +1,11 @@
 """Server rules as optax-style ``(init, update)`` pairs of pure functions (theory/simulator.md §4).
 
 A rule never mutates its state: ``update(state, c)`` returns a new :class:`ServerState`.
-``state.version`` counts server model updates t (the staleness clock, theory brief §A); a rule
-that buffers (FedBuff, synchronous rounds) increments it only when it steps.
+``state.version`` counts server model updates t (the staleness clock, theory/brief_results.md
+§A); a rule that buffers (FedBuff, synchronous rounds) increments it only when it steps.
 
-Rules (theory brief B2–B6), with Δ = y_0 − y_Q the client's update and u its pulled model:
+Rules (theory/brief_results.md (B2)–(B6)), with Δ = y_0 − y_Q the client's update and u its
+pulled model:
 
 * ``persafl(β)``           (B2)  w ← w − βΔ on every applied arrival.
 * ``fedasync(α, s)``       (B4)  α_t = α s(τ);  w ← (1 − α_t) w + α_t (u − Δ).
@@ -101,7 +102,7 @@ def _init(w0: Any) -> ServerState:
 
 
 def persafl(beta: float = 1.0) -> ServerRule:
-    """PersA-FL server (theory brief B2): w^{t+1} = w^t − βΔ."""
+    """PersA-FL server (theory/brief_results.md (B2)): w^{t+1} = w^t − βΔ."""
     beta = _pos(beta, "beta")
 
     def update(state: ServerState, c: Contribution) -> ServerState:
@@ -111,7 +112,7 @@ def persafl(beta: float = 1.0) -> ServerRule:
 
 
 def fedasync(alpha: float = 0.5, weight: StalenessWeight | None = None) -> ServerRule:
-    """FedAsync (theory brief B4): w ← (1−α_t)w + α_t x, α_t = α s(τ), x = u − Δ."""
+    """FedAsync (theory/brief_results.md (B4)): w ← (1−α_t)w + α_t x, α_t = α s(τ), x = u − Δ."""
     alpha = _pos(alpha, "alpha")
     if alpha > 1:
         raise ValueError(f"alpha must lie in (0, 1], got {alpha}")
@@ -126,7 +127,7 @@ def fedasync(alpha: float = 0.5, weight: StalenessWeight | None = None) -> Serve
 
 
 def fedbuff(eta_g: float = 1.0, K: int = 10, weight: StalenessWeight | None = None) -> ServerRule:
-    """FedBuff (theory brief B3): acc += s(τ)Δ; every K arrivals w ← w − η_g·acc/K."""
+    """FedBuff (theory/brief_results.md (B3)): acc += s(τ)Δ; every K arrivals w ← w − η_g·acc/K."""
     eta_g = _pos(eta_g, "eta_g")
     if isinstance(K, bool) or not isinstance(K, int) or K < 1:
         raise ValueError(f"K (buffer size) must be an integer >= 1, got {K!r}")

@@ -1,4 +1,4 @@
-"""Staleness weights s(τ) (theory brief B3, B4; theory/simulator.md §5).
+"""Staleness weights s(τ) (theory/brief_results.md (B3), (B4); theory/simulator.md §5).
 
     constant:    s(τ) = 1
     polynomial:  s(τ) = (1 + τ)^(−a),                         a > 0      (FedAsync; FedBuff a = 1/2)

@@ -40,10 +40,11 @@ TERM_NAMES = (
     "stale_noise",
 )
 
-#: (c1, ..., c7) of (T1). "d4": the theory brief's constants; "sharp": what the proof in
-#: theory/async_theorem.md §4 (eq. (P9)) gives, valid also for client-dependent staleness (ρ = 2);
-#: "net": the same proof divided by its exact net coefficient 0.28096·aQ instead of aQ/4
-#: (theory/staleness_linear.md §3; every sharp constant × 0.25/0.28096, rounded up).
+#: (c1, ..., c7) of (T1). "d4": the constants of (D4) in theory/brief_results.md; "sharp": what
+#: the proof in theory/async_theorem.md §4 (eq. (P9)) gives, valid also for client-dependent
+#: staleness (ρ = 2); "net": the same proof divided by its exact net coefficient 0.28096·aQ
+#: instead of aQ/4 (theory/staleness_linear.md §3; every sharp constant × 0.25/0.28096, rounded
+#: up).
 CONSTANT_SETS: dict[str, tuple[float, ...]] = {
     "d4": (8.0, 24.0, 8.0, 128.0, 64.0, 336.0, 144.0),
     "sharp": (4.0, 12.0, 4.0, 80.0, 20.0, 37.0, 12.0),

@@ -1,7 +1,7 @@
 """Federated data: one :class:`ClientData` per client, bundled in a :class:`FederatedDataset`.
 
 Client i's local loss is f_i(w) = (1/m_i) Σ_j ℓ(w; x_j, y_j) over its *training* rows
-(theory brief §A); the test rows are only used to evaluate the personalized models.
+(theory/brief_results.md §A); the test rows are only used to evaluate the personalized models.
 
 Conventions (checked once, at construction — the boundary):
 

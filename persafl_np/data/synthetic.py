@@ -8,7 +8,7 @@
   f_i(w) = ½(w − c_i)ᵀA(w − c_i) with A = XᵀX/m and the constants L, F*, w*, γ² are exact
   (theory/assumptions.md eqs. (AS-1)–(AS-3); the loss is theory/models.md eq. (LS-1)).
 * :func:`robust_family` — linear-regression clients with shifted optima, for the nonconvex
-  ``RobustRegression`` model (φ(r) = r²/(1+r²), theory brief §D5).
+  ``RobustRegression`` model (φ(r) = r²/(1+r²), theory/models.md §GM).
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ class ShiftedLeastSquares:
         """γ² = (1/n)Σ ‖H(c_i − c̄)‖² (theory/assumptions.md eq. (AS-3)) for ½(w − c_i)ᵀH(w − c_i).
 
         ∇F_i(w) − ∇F(w) = H(w − c_i) − H(w − c̄) = −H(c_i − c̄) for every w, so the bound of
-        theory brief §A (γ²) holds with equality at all w. ``H=None`` means H = A.
+        theory/brief_results.md §A (γ²) holds with equality at all w. ``H=None`` means H = A.
         """
         H = self._hessian(H)
         G = (self.centers - self.w_star) @ H.T

@@ -4,7 +4,7 @@ A model is a stateless object describing a loss family over a *flat* parameter
 vector ``w`` (shape ``(num_params(d),)``), evaluated on a client's data
 ``X`` (shape ``(m, d)``, float) and ``y`` (shape ``(m,)``: float targets for
 regression, integer labels for classification). Notation follows
-``theory/models.md`` (and the theory brief §A): f(w) = (1/m) Σ_j ℓ(w; x_j, y_j)
+``theory/models.md`` (and theory/brief_results.md §A): f(w) = (1/m) Σ_j ℓ(w; x_j, y_j)
 + regularizer, L the gradient-Lipschitz constant, ρ the Hessian-Lipschitz
 constant, B a bound on ‖∇f‖.
 

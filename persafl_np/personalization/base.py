@@ -1,6 +1,6 @@
 """The personalization-oracle protocol: what a client descends (F_i) and how.
 
-Notation (theory/personalization.md, theory brief §A, B1): the client's own loss
+Notation (theory/personalization.md, theory/brief_results.md §A, (B1)): the client's own loss
 is f_i (a :class:`~persafl_np.models.base.Model` on the client's data), its
 personalized objective is F_i (Plain: F_i = f_i; MAML: F_i(w) = f_i(w − α∇f_i(w));
 Moreau envelope: F_i(w) = min_θ f_i(θ) + (λ/2)‖θ − w‖²), and the oracle returns
@@ -81,7 +81,8 @@ class Oracle(Protocol):
     def stochastic_grad(
         self, model: Model, w: Any, X: Any, y: Any, rng: np.random.Generator, batch_size: int | None
     ) -> Any:
-        """The stochastic estimator of theory brief B1 (``batch_size=None``: full batch)."""
+        """The stochastic estimator of theory/brief_results.md (B1) (``batch_size=None``: full
+        batch)."""
         ...
 
     def step(

@@ -1,6 +1,6 @@
 """Cohort execution: the Q local steps (LOC-1)/(LOC-PROX) of C client jobs at once.
 
-theory/personalization.md §1 (eq. (LOC-1), (LOC-PROX)) and §Cohort (eq. (LOC-C)):
+theory/personalization.md §1 (eq. (LOC-1), (LOC-PROX); "Cohort form", eq. (LOC-C)):
 
     Y_0 = U,  Y_{q+1} = Y_q − η (G_q + ρ (Y_q − U)),  Δ = U − Y_Q,   G_q[c] = g_{i_c}(Y_q[c]),
 

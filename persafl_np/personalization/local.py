@@ -1,9 +1,10 @@
 """The client side of every algorithm: Q local steps on the personalized objective.
 
-theory/personalization.md eq. (LOC-1) (theory brief B2):
+theory/personalization.md eq. (LOC-1) (theory/brief_results.md (B2)):
     y_0 = w,  y_{q+1} = y_q − η g_i(y_q),  q = 0..Q−1,   Δ = y_0 − y_Q = η Σ_q g_i(y_q).
 
-With a proximal weight ρ > 0 (FedAsync's local surrogate, theory brief B4; eq. (LOC-PROX) of
+With a proximal weight ρ > 0 (FedAsync's local surrogate, theory/brief_results.md (B4); eq.
+(LOC-PROX) of
 theory/personalization.md) each step also pulls towards the anchor y_0:
     y_{q+1} = y_q − η (g_i(y_q) + ρ (y_q − y_0)).
 """

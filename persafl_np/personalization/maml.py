@@ -1,4 +1,4 @@
-"""MAML personalization: F_i(w) = f_i(w − α∇f_i(w))  (theory/personalization.md §MAML).
+"""MAML personalization: F_i(w) = f_i(w − α∇f_i(w))  (theory/personalization.md §2).
 
 Gradient (eq. (MAML-2)):  ∇F_i(w) = (I − α∇²f_i(w)) ∇f_i(w − α∇f_i(w)).
 
@@ -9,7 +9,7 @@ Three ways to apply the Hessian factor (``hessian=``):
   (eq. (MAML-4)); error ≤ α‖v‖(ρδ/2 + ε_g/δ), eq. (MAML-5).
 * ``"first_order"``: drop the Hessian term, g = ∇f_i(w − α∇f_i(w)) (eq. (MAML-6)).
 
-Stochastic estimator (eq. (MAML-3), theory brief B1): three *independent* mini-batches
+Stochastic estimator (eq. (MAML-3), theory/brief_results.md (B1)): three *independent* mini-batches
 D, D′, D″ drawn one after the other from the client's ``rng`` (each of ``batch_size`` distinct
 samples; the three sets may overlap — they are independent draws, not a partition;
 ``first_order`` draws only D and D′, and no batch is drawn at all for ``batch_size=None``):
@@ -235,7 +235,7 @@ class MAML:
         sigma: float = 0.0,
         batch_size: int | None = None,
     ) -> PersonalizedConstants:
-        """L_F and the stochastic-oracle bias of F_i (theory/personalization.md §MAML).
+        """L_F and the stochastic-oracle bias of F_i (theory/personalization.md §2).
 
         * ``quadratic_eigs`` (eigenvalues a of the constant Hessian of a quadratic f_i):
           L_F = max_a |a(1 − αa)²| exactly (eq. (MAML-8)), any α ≥ 0.

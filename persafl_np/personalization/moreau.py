@@ -1,4 +1,4 @@
-"""Moreau-envelope personalization (pFedMe): theory/personalization.md §ME.
+"""Moreau-envelope personalization (pFedMe): theory/personalization.md §3.
 
     F_i(w) = min_θ h(θ),   h(θ) = f_i(θ) + (λ/2)‖θ − w‖²            (eq. (ME-1))
     ∇F_i(w) = λ(w − θ̂_i(w)) = ∇f_i(θ̂_i(w))                          (eq. (ME-2))
@@ -488,7 +488,7 @@ class MoreauEnvelope:
         sigma: float = 0.0,
         batch_size: int | None = None,
     ) -> PersonalizedConstants:
-        """L_F of F_i and the bias of the mini-batch prox oracle (theory/personalization.md §ME).
+        """L_F of F_i and the bias of the mini-batch prox oracle (theory/personalization.md §3).
 
         * ``quadratic_eigs`` (Hessian eigenvalues a, all with a + λ > 0):
           L_F = max_a |λa/(a + λ)| exactly (eq. (ME-10)).

@@ -1,4 +1,4 @@
-"""Plain asynchronous learning (AL): F_i = f_i (theory/personalization.md, §AL).
+"""Plain asynchronous learning (AL): F_i = f_i (theory/personalization.md §1).
 
 The oracle is the model's own (mini-batch) gradient; the personalized model is w itself.
 """
@@ -20,7 +20,7 @@ __all__ = ["Plain"]
 
 @dataclass(frozen=True)
 class Plain:
-    """AL: the client descends its own loss; g = ∇f_i(y; D) (theory brief B1)."""
+    """AL: the client descends its own loss; g = ∇f_i(y; D) (theory/brief_results.md (B1))."""
 
     name: str = "plain"
 

@@ -3,7 +3,8 @@
 With event-driven arrivals client i's share of applied updates p_i grows with its speed (with
 every client always in flight and exponential job times, p_i → v_i / Σ_j v_j), so assumption C5
 (uniform arrivals) fails and the iterates approach a stationary point of Σ_i p_i F_i instead of
-F = (1/n) Σ_i F_i (theory brief §C, C5; theory/simulator.md §3). Left: p_i against speed v_i with
+F = (1/n) Σ_i F_i (theory/brief_results.md §C, (C5); theory/simulator.md §3). Left: p_i against
+speed v_i with
 the proportional-rate prediction. Right: ‖∇F(w^t)‖² and ‖Σ_i p_i ∇F_i(w^t)‖² against t — the
 first stalls at a floor set by the bias while the second keeps falling.
 """

@@ -2,7 +2,8 @@
 
 For client i with data (X_i, y_i) the served model is θ_i: the client's own model for local-only
 training; w for a global model (AL / FedAvg); θ_i = w − α∇f_i(w) for MAML; θ_i = θ̂_i(w), the prox
-point argmin_θ f_i(θ) + (λ/2)‖θ − w‖², for ME (theory brief §B2). :func:`client_accuracies`
+point argmin_θ f_i(θ) + (λ/2)‖θ − w‖², for ME (theory/brief_results.md (B1)).
+:func:`client_accuracies`
 computes these from a finished run's config and parameters (it rebuilds the data from the config,
 never runs the engine).
 """

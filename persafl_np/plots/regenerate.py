@@ -21,6 +21,10 @@ Every run is a :class:`~persafl_np.config.SimConfig` validated before anything r
 deterministic in their seed, so the CSV beside each PNG is identical on a rerun (the PNG too, with
 the same matplotlib). ``name.toml`` writes ``name.png`` and ``name.csv``. Unless ``quick``, the
 bound figures of ``figures/make_bound_figures.py`` (the theory helper's code) are rebuilt as well.
+
+A ``quick`` preview never overwrites the committed figures: it must be written elsewhere
+(``out_dir`` other than the figures folder), and its titles say that it is a preview, with its
+real sizes (seeds and server steps), instead of the full run's title.
 """
 
 from __future__ import annotations
@@ -37,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FigureSpec", "KINDS", "figures_command", "load_figure_spec", "regenerate_figures",
-           "render_figure"]
+__all__ = ["FigureSpec", "KINDS", "figures_command", "load_figure_spec", "preview_title",
+           "regenerate_figures", "render_figure"]
 
 KINDS = ("timeline", "staleness", "tolerance", "personalization", "async_sync", "arrival_bias")
 SERVED = ("own", "global", "personalized")
@@ -55,6 +59,7 @@ class FigureSpec:
     served: dict[str, str]
     grid_key: str | None
     t_max: float | None
+    quick: bool = False
 
 
 def _scaled_T(cfg: dict, scale: float) -> None:
@@ -139,7 +144,17 @@ def load_figure_spec(path: str | os.PathLike[str], quick: bool = False) -> Figur
                               or not math.isfinite(t_max) or t_max <= 0):
         raise ValueError(f"{p}: t_max must be a positive number, got {t_max!r}")
     return FigureSpec(p.stem, kind, doc.get("title"), tuple(runs), served, grid_key,
-                      None if t_max is None else float(t_max))
+                      None if t_max is None else float(t_max), quick)
+
+
+def preview_title(spec: FigureSpec) -> str:
+    """The title of a ``quick`` preview: says so, with the sizes that were actually run."""
+    seeds = sorted({r[2] for r in spec.runs})
+    Ts = sorted({r[3].T for r in spec.runs})
+    T = str(Ts[0]) if len(Ts) == 1 else f"{Ts[0]}-{Ts[-1]}"
+    return (f"PREVIEW (persafl figures --quick) of {spec.name}: {len(seeds)} seed"
+            f"{'s' if len(seeds) != 1 else ''}, T = {T} server steps per run; "
+            "not the committed figure")
 
 
 def _run(cfg: Any) -> dict[str, Any]:
@@ -189,7 +204,7 @@ def render_figure(spec: FigureSpec, out_dir: str | os.PathLike[str], workers: in
 
     out = Path(out_dir) / f"{spec.name}.png"
     res = _execute(spec, workers)
-    kw = {"title": spec.title}
+    kw = {"title": preview_title(spec) if spec.quick else spec.title}
     if spec.kind == "timeline":
         r = res[0]
         plot_timeline(timeline_table(r["jobs"], r["trace"]), out, t_max=spec.t_max, **kw)
@@ -259,11 +274,13 @@ def _bound_figures(figures_dir: Path) -> list[Path]:
 
 
 def regenerate_figures(figures_dir: str | os.PathLike[str] = "figures", quick: bool = False,
-                       workers: int = 2, bounds: bool | None = None) -> list[Path]:
+                       workers: int = 2, bounds: bool | None = None,
+                       out_dir: str | os.PathLike[str] | None = None) -> list[Path]:
     """Rebuild every figure of ``figures_dir/configs/*.toml`` (sorted by name) into
-    ``figures_dir``; returns the PNG paths written.
+    ``out_dir`` (default ``figures_dir``); returns the PNG paths written.
 
-    quick: each config's ``[quick]`` seeds and T scale (for tests and previews).
+    quick: each config's ``[quick]`` seeds and T scale (a preview); then ``out_dir`` is required
+        and must not be ``figures_dir`` (a preview never replaces a committed figure).
     bounds: also rebuild the bound figures (default: ``not quick``; they take minutes).
     """
     d = Path(figures_dir)
@@ -273,15 +290,25 @@ def regenerate_figures(figures_dir: str | os.PathLike[str] = "figures", quick: b
         raise ValueError(f"figures_dir={str(d)!r} has no configs/*.toml")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    out_d = d if out_dir is None else Path(out_dir)
+    if quick and out_d.resolve() == d.resolve():
+        raise ValueError(f"--quick writes previews, never into {d}: give --out DIR (another "
+                         "folder)")
+    with_bounds = bounds if bounds is not None else not quick
+    if with_bounds and out_d.resolve() != d.resolve():
+        raise ValueError("the bound figures are written next to make_bound_figures.py: "
+                         "run without --out, or with --quick")
     specs = [load_figure_spec(c, quick=quick) for c in configs]  # validate all before running
-    out = [render_figure(s, d, workers) for s in specs]
-    if bounds if bounds is not None else not quick:
+    out_d.mkdir(parents=True, exist_ok=True)
+    out = [render_figure(s, out_d, workers) for s in specs]
+    if with_bounds:
         out += _bound_figures(d)
     return out
 
 
-def figures_command(quick: bool = False, figures_dir: str = "figures", workers: int = 2) -> int:
-    """``persafl figures [--quick]``: rebuild the figures, print each PNG written, return 0."""
-    for png in regenerate_figures(figures_dir, quick=quick, workers=workers):
+def figures_command(quick: bool = False, figures_dir: str | os.PathLike[str] = "figures",
+                    workers: int = 2, out: str | os.PathLike[str] | None = None) -> int:
+    """``persafl figures [--quick] [--out DIR]``: render, print each PNG written, return 0."""
+    for png in regenerate_figures(figures_dir, quick=quick, workers=workers, out_dir=out):
         print(f"wrote {png} and {png.with_suffix('.csv').name}")
     return 0

@@ -1,7 +1,8 @@
 """Staleness histograms, one panel per arrival model / staleness policy.
 
 The staleness of an update applied at server step t that was computed on w^p is τ_t = t − p
-(theory brief §A; theory/simulator.md §4). Event-driven arrivals give a distribution that depends
+(theory/brief_results.md §A; theory/simulator.md §4). Event-driven arrivals give a distribution
+that depends
 on the job-time law, the speeds and the concurrency; ``drop``/``block`` cap it at τ_max; theorem
 mode fixes it by construction (assumption C4, τ_t ≤ τ).
 """

@@ -2,7 +2,7 @@
 
 A job of client i pulls the server model w^p at its start, computes its update Δ for Q local
 steps and returns at its end; if applied at server step t the server moves w^t → w^{t+1}, so the
-update's staleness is τ = t − p (theory/simulator.md §4; notation of the theory brief §A).
+update's staleness is τ = t − p (theory/simulator.md §4; notation of theory/brief_results.md §A).
 Each job is a bar on its client's row labelled ``p→t+1``; arrows go from the server row at the
 moment version p was created down to the job's start (the pull) and from the job's end up to the
 version it produced. Dropped jobs are hatched grey.

@@ -1,6 +1,7 @@
 """Staleness tolerance: final personalized accuracy and ‖∇F(w^T)‖² against the staleness bound.
 
-For each algorithm (AL, MAML, ME = PersA-FL with the three oracles of theory brief §B1; FedAsync,
+For each algorithm (AL, MAML, ME = PersA-FL with the three oracles of theory/brief_results.md (B1);
+FedAsync,
 FedBuff) and each τ_max, runs at several seeds give one final point; the figure shows the mean over
 seeds with a min–max band. ‖∇F‖² is the quantity bounded by (T1) of theory/async_theorem.md, whose
 staleness terms grow like a²τ²; accuracy is the mean over clients of the personalized model's test

@@ -4,7 +4,8 @@ theory/simulator.md §2.
 
 Three *specifications* (frozen, validated, what a config holds):
 
-* :class:`TheoremMode` — the analysis model (theory brief C5): no clock; at each arrival the
+* :class:`TheoremMode` — the analysis model (theory/brief_results.md (C5)): no clock; at each
+  arrival the
   client is uniform on [n] from the server stream, independent of the past, and its staleness is
   drawn by the policy ``uniform`` (on {0..min(τ, t)}), ``max`` (min(τ, t)) or an explicit list.
 * :class:`EventDriven` — virtual clock: per-client job-time laws, speeds, latencies, dropout,

@@ -1,4 +1,5 @@
-"""Server rules and staleness weights (theory brief B2–B6, property test 7 and 8)."""
+"""Server rules and staleness weights (theory/brief_results.md (B2)–(B6); staleness functions,
+reductions)."""
 
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ def test_synchronous_round_samples_without_replacement_and_waits_for_slowest(mak
 
 
 def test_pfedme_mixing_beta(make_problem):
-    """w ← (1−β)w + β·mean w_i equals w − β·mean Δ_i (theory brief B6)."""
+    """w ← (1−β)w + β·mean w_i equals w − β·mean Δ_i (theory/brief_results.md (B6))."""
     prob = make_problem(n=4)
     w = prob.w0
     r = sync_average(1.7, 4)

@@ -204,7 +204,8 @@ def test_shifted_ls_personalized_hessian_forms():
     fam = shifted_least_squares(5, 4, 40, 3, condition_number=10.0)
     A, C = fam.A, fam.centers
     alpha = 0.5 / fam.L
-    H = A @ (np.eye(4) - alpha * A) @ (np.eye(4) - alpha * A)  # MAML H_F (theory brief §C)
+    H = A @ (np.eye(4) - alpha * A) @ (np.eye(4) - alpha * A)  # MAML H_F
+    # (theory/brief_results.md §C)
     grads = (fam.w_star - C) @ H  # ∇F_i at any w differs from ∇F by −H(c_i − c̄); use w = c̄
     assert fam.gamma2_for(H) == pytest.approx(np.mean(np.sum(grads**2, axis=1)), rel=1e-12)
     F_at_cbar = np.mean([0.5 * (fam.w_star - c) @ H @ (fam.w_star - c) for c in C])

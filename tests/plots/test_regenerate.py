@@ -27,13 +27,13 @@ def test_committed_configs_cover_every_kind_and_validate():
 def test_quick_regeneration_is_deterministic(tmp_path):
     d = tmp_path / "figs"
     shutil.copytree(CONFIGS, d / "configs")
-    first = regenerate_figures(d, quick=True, workers=2)
+    first = regenerate_figures(d, quick=True, workers=2, out_dir=tmp_path / "preview")
     assert sorted(p.name for p in first) == sorted(f"{p.stem}.png"
                                                    for p in CONFIGS.glob("*.toml"))
     csv1 = {p.name: p.with_suffix(".csv").read_bytes() for p in first}
     assert all(p.stat().st_size > 1000 for p in first)
     # one worker instead of two: the schedule of processes must not matter either
-    second = regenerate_figures(d, quick=True, workers=1)
+    second = regenerate_figures(d, quick=True, workers=1, out_dir=tmp_path / "preview2")
     assert {p.name: p.with_suffix(".csv").read_bytes() for p in second} == csv1
 
 

@@ -1,4 +1,4 @@
-"""Theorem mode (theory brief C5): uniform clients, staleness policies, reductions."""
+"""Theorem mode (theory/brief_results.md (C5)): uniform clients, staleness policies, reductions."""
 
 from __future__ import annotations
 

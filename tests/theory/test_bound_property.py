@@ -122,7 +122,8 @@ def test_bound_holds_larger_sweep(seed, n, d, spread, w0_scale, variant, tau, Q,
 
 
 def test_worst_case_instance_from_the_audit():
-    # d4_audit §5.5: 1-D, no noise/heterogeneity, Q = 20, τ = 0, steps at the (T2) maxima:
+    # theory/brief_results.md (AUD-2): 1-D, no noise/heterogeneity, Q = 20, τ = 0, steps at the
+    # (T2) maxima:
     # ratio → 0.1314 (D4) as T grows, the largest known under C5.
     p = shifted_least_squares(3, 1, 4, 0, spread=0.0)
     w0 = p.w_star + 50.0

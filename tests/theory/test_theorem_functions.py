@@ -172,7 +172,8 @@ def test_corollary_bad_input():
 
 
 def test_quadratic_ratio_limit_matches_audit():
-    # d4_audit §5.5: Q = 1, 2, 5, 20 at the maximal steps give .12766, .12964, .13082, .13141.
+    # theory/brief_results.md (AUD-2): Q = 1, 2, 5, 20 at the maximal steps give .12766, .12964,
+    # .13082, .13141.
     for Q, expected in [(1, 0.12766), (2, 0.12964), (5, 0.13082), (20, 0.13141)]:
         eta, beta = _max_steps(1.0, 0, Q)
         assert quadratic_ratio_limit(Q, eta, beta, 1.0) == pytest.approx(expected, abs=1e-5)
