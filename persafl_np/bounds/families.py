@@ -171,7 +171,6 @@ def quadratic_moments(
     """
     lam = np.asarray(lam, np.float64)
     m, d = lam.shape
-    n = p.shape[1]
     W = int(pattern.max()) + 1 if pattern.size else 1
     Qf = np.asarray(Q, np.float64)[:, None]
     r = 1.0 - np.asarray(eta)[:, None] * lam                       # (m, d)
