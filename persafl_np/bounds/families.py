@@ -243,7 +243,8 @@ class QuadraticFamily:
     Choices (lists of integers): n clients, d dimensions, Q, τ, T, K. ``period``: the length P of
     the cyclic staleness pattern, whose entries are searched; ``client_dependent``: client i has
     its own pattern (then K must be 1; ρ = 2 in the bound inputs). ``noise``, ``heterogeneity``:
-    whether σ² and γ² may be non-zero. Coordinates: choices, the two step fractions (of the
+    whether σ² and γ² may be non-zero; ``fixed_steps``: steps at the caps (not searched).
+    Coordinates: choices, the two step fractions (of the
     caps, log scale), the spectrum, w⁰ − c̄, the scales of w⁰ − c̄ / c_i / σ, the centres, the
     pattern.
     """
@@ -258,6 +259,7 @@ class QuadraticFamily:
     client_dependent: bool = False
     noise: bool = True
     heterogeneity: bool = True
+    fixed_steps: bool = False
     caps: Callable[[float, int, int], tuple[float, float]] = t2_caps
     name: str = "quadratic"
 
@@ -297,6 +299,8 @@ class QuadraticFamily:
         Q, tau, T, K = (_choice(next(it), self.Q), _choice(next(it), self.tau),
                         _choice(next(it), self.T), _choice(next(it), self.K))
         f_eta, f_a = _fraction(next(it)), _fraction(next(it))
+        if self.fixed_steps:
+            f_eta = f_a = 1.0
         dm, nm = max(self.d), max(self.n)
         lam = [1.0] + [10.0 ** (-3.0 * next(it)) for _ in range(1, dm)]
         e0 = [2.0 * next(it) - 1.0 for _ in range(dm)]
@@ -368,7 +372,8 @@ class QuadraticFamily:
         return {"name": self.name, "n": list(self.n), "d": list(self.d), "Q": list(self.Q),
                 "tau": list(self.tau), "T": list(self.T), "K": list(self.K),
                 "period": self.period, "client_dependent": self.client_dependent,
-                "noise": self.noise, "heterogeneity": self.heterogeneity}
+                "noise": self.noise, "heterogeneity": self.heterogeneity,
+                "fixed_steps": self.fixed_steps}
 
 
 def _quad_inputs(x: dict, eta: float | None = None, beta: float | None = None) -> BoundInputs:

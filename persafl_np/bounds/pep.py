@@ -54,10 +54,16 @@ def delay_patterns(T: int, tau: int) -> list[tuple[int, ...]]:
 def pep_value(T: int, tau: int, delays: Sequence[int], *, L: float = 1.0, Q: int = 1,
               n: int = 1, eta: float | None = None, a: float | None = None,
               gamma2: float = 0.0, delta_f: float = 1.0, solver: str | None = None,
+              metric: str = "average", initial: str = "all",
               return_points: bool = False) -> float | tuple[float, dict]:
     """The PEP value for one delay pattern (module docstring). Defaults: steps at the (T2)
-    caps, η = 1/(16QL), a = 1/(24 max(1, τ) QL). ``return_points``: also the primal worst
-    instance (server points, gradients, values, as NumPy arrays) for checks."""
+    caps, η = 1/(16QL), a = 1/(24 max(1, τ) QL).
+
+    metric: "average" ((1/T)Σ_{t<T} E‖∇F(w^t)‖², the left-hand side of (T1)) or "min"
+    (min_{t≤T} ‖∇F(w^t)‖², n = 1 only: the metric of the classical GD analyses);
+    initial: "all" (F(w^0) − F(w^t) ≤ Δ for t = 1..T, relaxation (R1)) or "last" (only t = T).
+    ``return_points``: also the primal worst instance (server points, gradients, values along
+    the first path, as NumPy arrays) for checks."""
     import numpy as np
 
     PEP, SmoothFunction = _pepit()
@@ -68,6 +74,10 @@ def pep_value(T: int, tau: int, delays: Sequence[int], *, L: float = 1.0, Q: int
                          f"got {tuple(delays)!r}")
     eta = 1.0 / (16.0 * Q * L) if eta is None else float(eta)
     a = 1.0 / (24.0 * max(1, tau) * Q * L) if a is None else float(a)
+    if metric not in ("average", "min") or (metric == "min" and n > 1):
+        raise ValueError(f"metric must be 'average' or (n = 1 only) 'min', got {metric!r}")
+    if initial not in ("all", "last"):
+        raise ValueError(f"initial must be 'all' or 'last', got {initial!r}")
     if n > 1 and not (math.isfinite(gamma2) and gamma2 >= 0):
         raise ValueError(f"gamma2 must be a finite number >= 0 for n > 1, got {gamma2!r}")
     problem = PEP()
@@ -116,9 +126,14 @@ def pep_value(T: int, tau: int, delays: Sequence[int], *, L: float = 1.0, Q: int
                 new_weight[p2] = weight[path] / n
         frontier, weight = new_frontier, new_weight
         for path, ws in frontier.items():
-            _, _, Ft = grads(ws[t + 1], path)
-            problem.add_constraint(F0 - Ft <= delta_f)
-    problem.set_performance_metric((1.0 / T) * _sum(metric_terms))
+            _, gT, Ft = grads(ws[t + 1], path)
+            if initial == "all" or t == T - 1:
+                problem.add_constraint(F0 - Ft <= delta_f)
+    if metric == "average":
+        problem.set_performance_metric((1.0 / T) * _sum(metric_terms))
+    else:
+        for term in metric_terms + [gT ** 2]:
+            problem.set_performance_metric(term)
     kw = {"solver": solver or _default_solver()}
     val = float(problem.solve(verbose=0, **kw))
     if not return_points:
