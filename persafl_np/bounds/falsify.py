@@ -174,6 +174,13 @@ def _bound_name(bound: Any) -> str:
     return str(getattr(bound, "name", getattr(bound, "__qualname__", type(bound).__name__)))
 
 
+def _bound_repr(bound: Any) -> str:
+    """A description of the bound that is stable across processes (no memory addresses)."""
+    if hasattr(bound, "__qualname__") and hasattr(bound, "__module__"):
+        return f"{bound.__module__}.{bound.__qualname__}"
+    return repr(bound)
+
+
 def _measure_chunk(args: tuple[Family, list[dict]]) -> list[tuple[float, dict]]:
     family, insts = args
     return [(m.measured, asdict(m.inputs)) for m in family.measure(insts)]
@@ -294,7 +301,7 @@ def falsify(
     p = len(names)
     cont = np.array(family.continuous, dtype=bool)
     n_global = max(1, min(budget, int(round(budget * gf)))) if starts else budget
-    key_doc = {"bound": _bound_name(bound), "bound_repr": repr(bound),
+    key_doc = {"bound": _bound_name(bound), "bound_repr": _bound_repr(bound),
                "family": family.to_dict(), "budget": budget, "seed": seed, "gf": gf,
                "starts": starts, "batch": batch}
     key = hashlib.sha256(json.dumps(key_doc, sort_keys=True).encode()).hexdigest()

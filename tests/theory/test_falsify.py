@@ -249,3 +249,48 @@ def test_rediscover_audit_worst_case_from_scratch():
                   batch=256)
     assert not res.violated
     assert res.worst_ratio >= 0.97 * AUDIT_WORST
+
+
+# --- the command line: persafl falsify SPEC.toml -------------------------------------------
+
+def test_cli_falsify_example_spec(tmp_path, capsys):
+    from persafl_np.cli import main
+
+    out = tmp_path / "out"
+    rc = main(["falsify", "experiments/falsify/t1_d4.toml", "--out", str(out), "--budget", "40"])
+    assert rc == 0  # (T1) holds: no violation
+    doc = json.loads((out / "result.json").read_text())
+    assert 0 < doc["worst_ratio"] < 1 and doc["n_evals"] == 40
+    for f in ("worst_instance.json", "history.png", "history.csv", "state.json"):
+        assert (out / f).exists()
+    assert "no violation" in capsys.readouterr().out
+    rc = main(["falsify", "experiments/falsify/t1_d4.toml", "--rerun",
+               str(out / "worst_instance.json")])
+    assert rc == 0
+    assert f"ratio {doc['worst_ratio']:.6g}" in capsys.readouterr().out
+    # rerunning the search resumes every evaluation from state.json
+    assert main(["falsify", "experiments/falsify/t1_d4.toml", "--out", str(out), "--budget",
+                 "40"]) == 0
+    assert "(40 resumed)" in capsys.readouterr().out
+
+
+def test_cli_falsify_user_bound_is_violated(tmp_path, capsys):
+    from persafl_np.cli import main
+
+    rc = main(["falsify", "experiments/falsify/my_bound.toml", "--out", str(tmp_path),
+               "--budget", "60"])
+    assert rc == 1 and "VIOLATED" in capsys.readouterr().out
+
+
+def test_cli_falsify_spec_errors(tmp_path, capsys):
+    from persafl_np.cli import main
+
+    bad = tmp_path / "bad.toml"
+    for text, msg in (("budgett = 3\n", "unknown key 'budgett'"),
+                      ("[bound]\nname = 'T1'\nconstants = 'x'\n", "bound.constants"),
+                      ("[bound]\nname = 'python'\nfunction = 'nofile.py:f'\n", "not found"),
+                      ("[family]\nname = 'quadratic'\nQ = [0]\n", "family.Q"),
+                      ("[family]\nname = 'cubic'\n", "family.name")):
+        bad.write_text(text)
+        assert main(["falsify", str(bad), "--out", str(tmp_path / "o")]) == 2
+        assert msg in capsys.readouterr().err
