@@ -13,7 +13,13 @@ expectation. It maximizes
 
     (1/T) Σ_{t<T} E‖∇F(w^t)‖²      (the left-hand side of (T1))
 
-subject to, on every path, F(w^0) − F(w^t) ≤ Δ for t = 1..T (relaxation (R1) of Δ_F: F* ≤ F(w^t))
+subject to one of three relaxations of F(w^0) − F* ≤ Δ (``initial``):
+
+* "lower" (default, (R1')): F(w^0) − F(x) + ‖∇F(x)‖²/(2L) ≤ Δ at every point x where F is
+  evaluated — it holds for every L-smooth F with inf F = F*, since F(x) − F* ≥ ‖∇F(x)‖²/(2L);
+* "all" ((R1)): F(w^0) − F(w^t) ≤ Δ for t = 1..T on every path (F* ≤ F(w^t));
+* "last": F(w^0) − F(w^T) ≤ Δ only (the classical GD analyses);
+
 and, for n > 1, (1/n) Σ_i ‖∇F_i(x) − ∇F(x)‖² ≤ γ² at every point x where the F_i are evaluated
 (relaxation (R2) of (C3), which asks it for all x). Both relaxations enlarge the class, so the
 PEP value is ≥ the worst case over the class of (T1): PEP ≤ bound certifies the bound there.
@@ -54,14 +60,14 @@ def delay_patterns(T: int, tau: int) -> list[tuple[int, ...]]:
 def pep_value(T: int, tau: int, delays: Sequence[int], *, L: float = 1.0, Q: int = 1,
               n: int = 1, eta: float | None = None, a: float | None = None,
               gamma2: float = 0.0, delta_f: float = 1.0, solver: str | None = None,
-              metric: str = "average", initial: str = "all",
+              metric: str = "average", initial: str = "lower",
               return_points: bool = False) -> float | tuple[float, dict]:
     """The PEP value for one delay pattern (module docstring). Defaults: steps at the (T2)
     caps, η = 1/(16QL), a = 1/(24 max(1, τ) QL).
 
     metric: "average" ((1/T)Σ_{t<T} E‖∇F(w^t)‖², the left-hand side of (T1)) or "min"
     (min_{t≤T} ‖∇F(w^t)‖², n = 1 only: the metric of the classical GD analyses);
-    initial: "all" (F(w^0) − F(w^t) ≤ Δ for t = 1..T, relaxation (R1)) or "last" (only t = T).
+    initial: "lower" ((R1'), module docstring), "all" ((R1)) or "last" (only t = T).
     ``return_points``: also the primal worst instance (server points, gradients, values along
     the first path, as NumPy arrays) for checks."""
     import numpy as np
@@ -76,8 +82,8 @@ def pep_value(T: int, tau: int, delays: Sequence[int], *, L: float = 1.0, Q: int
     a = 1.0 / (24.0 * max(1, tau) * Q * L) if a is None else float(a)
     if metric not in ("average", "min") or (metric == "min" and n > 1):
         raise ValueError(f"metric must be 'average' or (n = 1 only) 'min', got {metric!r}")
-    if initial not in ("all", "last"):
-        raise ValueError(f"initial must be 'all' or 'last', got {initial!r}")
+    if initial not in ("lower", "all", "last"):
+        raise ValueError(f"initial must be 'lower', 'all' or 'last', got {initial!r}")
     if n > 1 and not (math.isfinite(gamma2) and gamma2 >= 0):
         raise ValueError(f"gamma2 must be a finite number >= 0 for n > 1, got {gamma2!r}")
     problem = PEP()
@@ -96,8 +102,10 @@ def pep_value(T: int, tau: int, delays: Sequence[int], *, L: float = 1.0, Q: int
                 problem.add_constraint((1.0 / n) * _sum([(gi - gbar) ** 2 for gi in g])
                                        <= gamma2)
             cache[key] = (g, gbar, fbar)
+            evaluated.append((gbar, fbar))
         return cache[key]
 
+    evaluated: list = []
     _, _, F0 = grads(x0, ())
     metric_terms = []
     # paths: tuple of clients so far; w[path] = list of server points along the path
@@ -127,8 +135,16 @@ def pep_value(T: int, tau: int, delays: Sequence[int], *, L: float = 1.0, Q: int
         frontier, weight = new_frontier, new_weight
         for path, ws in frontier.items():
             _, gT, Ft = grads(ws[t + 1], path)
-            if initial == "all" or t == T - 1:
+            if initial == "all" or (initial == "last" and t == T - 1):
                 problem.add_constraint(F0 - Ft <= delta_f)
+    if initial == "lower":
+        # (R1'): F(x) − F* ≥ ‖∇F(x)‖²/(2L) at every point where F is known (n = 1: every
+        # point the client evaluates, local ones too, through the oracle's memo)
+        if n == 1:
+            for x in list(fs[0].list_of_points):
+                evaluated.append((x[1], x[2]))
+        for gx, fx in evaluated:
+            problem.add_constraint(F0 - fx + (0.5 / L) * gx ** 2 <= delta_f)
     if metric == "average":
         problem.set_performance_metric((1.0 / T) * _sum(metric_terms))
     else:
@@ -200,11 +216,12 @@ class PEPResult:
 def pep_worst_case(T: int, tau: int, *, L: float = 1.0, Q: int = 1, n: int = 1,
                    eta: float | None = None, a: float | None = None, gamma2: float = 0.0,
                    delta_f: float = 1.0, patterns: str | Sequence[Sequence[int]] = "all",
-                   solver: str | None = None) -> PEPResult:
+                   initial: str = "lower", solver: str | None = None) -> PEPResult:
     """Exact worst case of the recursion over delay patterns (module docstring).
 
     patterns: "all" (every d_t ≤ min(t, τ): Π_t(min(t,τ)+1) SDPs), "max" (d_t = min(t, τ)
-    only) or an explicit list. Steps default to the (T2) caps.
+    only) or an explicit list. Steps default to the (T2) caps; ``initial``: the relaxation of
+    Δ_F (:func:`pep_value`).
     """
     from persafl_np.bounds.theorem import stationarity_bound
 
@@ -225,7 +242,8 @@ def pep_worst_case(T: int, tau: int, *, L: float = 1.0, Q: int = 1, n: int = 1,
     vals = []
     for p in pats:
         vals.append((p, float(pep_value(T, tau, p, L=L, Q=Q, n=n, eta=eta_v, a=a_v,
-                                        gamma2=gamma2, delta_f=delta_f, solver=solver))))
+                                        gamma2=gamma2, delta_f=delta_f, solver=solver,
+                                        initial=initial))))
     best = max(vals, key=lambda pv: pv[1])
     g2 = gamma2 if n > 1 else 0.0
     args = (L, 0.0, g2, delta_f, T, tau, Q, eta_v, a_v / eta_v)
@@ -234,4 +252,4 @@ def pep_worst_case(T: int, tau: int, *, L: float = 1.0, Q: int = 1, n: int = 1,
         bound_d4=stationarity_bound(*args).total,
         bound_sharp=stationarity_bound(*args, constants="sharp").total,
         setting={"T": T, "tau": tau, "L": L, "Q": Q, "n": n, "eta": eta_v, "a": a_v,
-                 "gamma2": g2, "delta_f": delta_f})
+                 "gamma2": g2, "delta_f": delta_f, "initial": initial})

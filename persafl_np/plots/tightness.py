@@ -52,12 +52,14 @@ def plot_falsify_history(history: Sequence[tuple[int, str, float]],
 def plot_bound_tightness(rows: Sequence[dict], path: str | os.PathLike[str] | None = None, *,
                          title: str | None = None) -> Any:
     """``rows``: dicts with keys n, Q, tau, T, exact, bound_d4, bound_sharp, falsifier
-    (falsifier: the falsifier's best measured value on that setting, or nan).
+    (falsifier: the falsifier's best measured value on that setting, or nan); further keys
+    become further CSV columns.
 
     Left: bound / exact worst case against T (one line per (τ, Q, n); solid D4, dashed sharp).
     Right: falsifier's best / exact (≤ 1, = 1 when the sampling search finds the worst case).
     """
     cols = ("n", "Q", "tau", "T", "exact", "bound_d4", "bound_sharp", "falsifier")
+    cols = cols + tuple(k for k in (rows[0] if rows else {}) if k not in cols)
     fig, (ax, ax2) = new_figure(ncols=2, width=11.0, height=4.6)
     keys = sorted({(r["tau"], r["Q"], r["n"]) for r in rows})
     cmap = [f"C{k % 10}" for k in range(len(keys))]

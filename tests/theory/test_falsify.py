@@ -243,12 +243,13 @@ def test_moments_zero_instance_edge():
 
 @pytest.mark.slow
 def test_rediscover_audit_worst_case_from_scratch():
-    """Goal of issue 13: 0.1314 from scratch (D4 constants). CI runs a smaller budget."""
-    budget = 600 if os.environ.get("CI") else 2000
-    res = falsify(T1Bound("d4"), QuadraticFamily(), budget=budget, seed=1, starts=4,
-                  batch=256)
+    """Goal of issue 13: 0.1314 from scratch (D4 constants). Measured: budget 2000, seed 1,
+    0.13141 in 84 s on the shared 2-core machine. CI runs budget 300 (0.1283, ~7 s)."""
+    ci = bool(os.environ.get("CI"))
+    res = falsify(T1Bound("d4"), QuadraticFamily(), budget=300 if ci else 2000, seed=1,
+                  starts=4, batch=256)
     assert not res.violated
-    assert res.worst_ratio >= 0.97 * AUDIT_WORST
+    assert res.worst_ratio >= (0.97 if ci else 0.999) * AUDIT_WORST
 
 
 # --- the command line: persafl falsify SPEC.toml -------------------------------------------
