@@ -4,8 +4,9 @@
 cores) solves, for each setting of the grid below, the performance-estimation problem of
 :func:`persafl_np.bounds.pep_worst_case` — steps at the (T2) caps, σ = 0, Δ = 1, L = 1, γ² = 1
 for n = 2 — over every delay pattern when there are at most ``MAX_PATTERNS`` of them, else over
-the max-delay pattern only (column ``patterns``), and runs the falsifier on the same setting
-(quadratics, n = 1: measured / Δ_F, the full delay pattern searched). Then it writes the CSV and
+three candidates — the max-delay pattern, the all-fresh one and the falsifier's best — (column
+``patterns``); the falsifier runs first on the same setting (quadratics, n = 1: measured / Δ_F,
+the full delay pattern searched). Then it writes the CSV and
 the figure. ``--from-csv`` only redraws the figure from the committed CSV (seconds; what
 ``persafl figures`` does).
 """
@@ -37,13 +38,16 @@ class DeltaNormalizer:
         return c.delta_f
 
 
-def falsifier_best(Q: int, tau: int, T: int, budget: int = 96) -> float:
+def falsifier_best(Q: int, tau: int, T: int, budget: int = 96) -> tuple[float, tuple[int, ...]]:
+    """The falsifier's best measured / Δ_F on the setting, and its delay pattern."""
     from persafl_np.bounds.falsify import falsify
     from persafl_np.bounds.families import QuadraticFamily
 
     fam = QuadraticFamily(n=(1,), d=(1, 2), Q=(Q,), tau=(tau,), T=(T,), period=T, noise=False,
                           heterogeneity=False, fixed_steps=True)
-    return falsify(DeltaNormalizer(), fam, budget=budget, seed=0, starts=2, batch=64).worst_ratio
+    res = falsify(DeltaNormalizer(), fam, budget=budget, seed=0, starts=2, batch=64)
+    pat = tuple(min(int(row[0]), t) for t, row in enumerate(res.instance["pattern"]))
+    return res.worst_ratio, pat
 
 
 def compute() -> list[dict]:
@@ -53,16 +57,21 @@ def compute() -> list[dict]:
     for n, Q, tau, T in GRID:
         t0 = time.perf_counter()
         npat = math.prod(min(t, tau) + 1 for t in range(T))
-        pats = "all" if npat <= MAX_PATTERNS and n == 1 else "max"
+        fz, fpat = falsifier_best(Q, tau, T) if n == 1 else (math.nan, None)
+        if npat <= MAX_PATTERNS and n == 1:
+            pats, cand = "all", "all"
+        else:  # candidates: always the largest delay, always fresh, the falsifier's pattern
+            cand = sorted({tuple(min(t, tau) for t in range(T)), (0,) * T}
+                          | ({fpat} if fpat else set()))
+            pats = "candidates"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = pep_worst_case(T, tau, Q=Q, n=n, gamma2=1.0 if n > 1 else 0.0, patterns=pats)
-        fz = falsifier_best(Q, tau, T) if n == 1 else math.nan
+            res = pep_worst_case(T, tau, Q=Q, n=n, gamma2=1.0 if n > 1 else 0.0, patterns=cand)
         row = {"n": n, "Q": Q, "tau": tau, "T": T, "exact": res.worst,
                "bound_d4": res.bound_d4, "bound_sharp": res.bound_sharp, "falsifier": fz,
-               "patterns": pats, "n_patterns": len(res.values) if pats == "all" else 1,
+               "patterns": pats, "n_patterns": len(res.values),
                "worst_pattern": "-".join(map(str, res.pattern)),
-               "max_is_worst": res.max_delay_is_worst if pats == "all" else math.nan,
+               "max_is_worst": res.max_delay_is_worst,
                "seconds": round(time.perf_counter() - t0, 1)}
         assert delay_patterns(T, tau)  # the grid is valid
         rows.append(row)
@@ -70,33 +79,13 @@ def compute() -> list[dict]:
     return rows
 
 
-def read_csv(path: Path) -> list[dict]:
-    import csv
-
-    num = {"n", "Q", "tau", "T", "n_patterns"}
-    out = []
-    with path.open() as fh:
-        for r in csv.DictReader(fh):
-            d = {}
-            for k, v in r.items():
-                if k in num:
-                    d[k] = int(v)
-                elif k in ("patterns", "worst_pattern"):
-                    d[k] = v
-                else:
-                    d[k] = float(v)
-            out.append(d)
-    return out
-
-
 def main(from_csv: bool = False) -> Path:
-    from persafl_np.plots.tightness import plot_bound_tightness
+    from persafl_np.plots.tightness import TITLE, plot_bound_tightness, replot_bound_tightness
 
-    csv_path = OUT / "bound_tightness.csv"
-    rows = read_csv(csv_path) if from_csv else compute()
+    if from_csv:
+        return replot_bound_tightness(OUT)[0]
     png = OUT / "bound_tightness.png"
-    plot_bound_tightness(rows, png, title="(T1) against the exact worst case (PEP), steps at "
-                                          "the (T2) caps, sigma = 0")
+    plot_bound_tightness(compute(), png, title=TITLE)
     return png
 
 

@@ -295,3 +295,16 @@ def test_cli_falsify_spec_errors(tmp_path, capsys):
         bad.write_text(text)
         assert main(["falsify", str(bad), "--out", str(tmp_path / "o")]) == 2
         assert msg in capsys.readouterr().err
+
+
+def test_tightness_figure_round_trip(tmp_path):
+    from persafl_np.plots.tightness import plot_bound_tightness, replot_bound_tightness
+
+    assert replot_bound_tightness(tmp_path) == []  # no CSV: nothing to draw
+    rows = [{"n": 1, "Q": 1, "tau": t, "T": T, "exact": 1.0 / T, "bound_d4": 8.0 / T,
+             "bound_sharp": 4.0 / T, "falsifier": 0.9 / T, "patterns": "all",
+             "worst_pattern": "0-1"} for t in (0, 1) for T in (2, 5)]
+    plot_bound_tightness(rows, tmp_path / "bound_tightness.png")
+    first = (tmp_path / "bound_tightness.csv").read_bytes()
+    assert replot_bound_tightness(tmp_path) == [tmp_path / "bound_tightness.png"]
+    assert (tmp_path / "bound_tightness.csv").read_bytes() == first

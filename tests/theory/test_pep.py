@@ -72,6 +72,22 @@ def test_lower_relaxation_worst_case_is_the_quadratic(T, tau):
         assert q <= v * (1 + REL)
 
 
+def test_pep_worst_instance_run_by_the_simulator():
+    """τ = 0, Q = 2: the PEP value (R1') is attained by w²/2, run through the simulator."""
+    from persafl_np.bounds.check import average_stationarity
+    from persafl_np.bounds.families import quadratic_problem
+    from persafl_np.sim import run
+
+    T, Q = 5, 2
+    v = pep_value(T, 0, (0,) * T, Q=Q)
+    inst = {"family": "quadratic", "n": 1, "d": 1, "Q": Q, "tau": 0, "T": T, "K": 1,
+            "lam": [1.0], "w0_minus_cbar": [np.sqrt(2.0)], "centers": [[0.0]], "sigma": 0.0,
+            "eta": 1.0 / (16 * Q), "beta": (1.0 / (24 * Q)) * 16 * Q, "pattern": [[0]]}
+    prob, alg, arr = quadratic_problem(inst)
+    res = run(prob, alg, arr, T=T, seed=0, eval_every=1)
+    assert average_stationarity(res.history, T) == pytest.approx(v, rel=REL)
+
+
 def test_issue_table_tau1_T6_all_patterns():
     """The issue's numbers use (R1) (F(w⁰) − F(w^t) ≤ Δ)."""
     res = pep_worst_case(6, 1, initial="all")
