@@ -8,7 +8,7 @@ three candidates — the max-delay pattern, the all-fresh one and the falsifier'
 ``patterns``); the falsifier runs first on the same setting (quadratics, n = 1: measured / Δ_F,
 the full delay pattern searched). Then it writes the CSV and
 the figure. ``--from-csv`` only redraws the figure from the committed CSV (seconds; what
-``persafl figures`` does).
+``persafl figures`` does); ``--cache FILE`` keeps finished rows across interrupted runs.
 """
 
 from __future__ import annotations
@@ -50,11 +50,20 @@ def falsifier_best(Q: int, tau: int, T: int, budget: int = 96) -> tuple[float, t
     return res.worst_ratio, pat
 
 
-def compute() -> list[dict]:
+def compute(cache: Path | None = None) -> list[dict]:
+    """Every row of the grid; with ``cache`` (a JSON file) finished rows are kept across runs."""
+    import json
+
+    from persafl_np.atomic import atomic_write_text
     from persafl_np.bounds.pep import delay_patterns, pep_worst_case
 
+    done = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
     rows = []
     for n, Q, tau, T in GRID:
+        key = f"{n},{Q},{tau},{T}"
+        if key in done:
+            rows.append(done[key])
+            continue
         t0 = time.perf_counter()
         npat = math.prod(min(t, tau) + 1 for t in range(T))
         fz, fpat = falsifier_best(Q, tau, T) if n == 1 else (math.nan, None)
@@ -76,19 +85,24 @@ def compute() -> list[dict]:
         assert delay_patterns(T, tau)  # the grid is valid
         rows.append(row)
         print(row, flush=True)
+        if cache is not None:
+            done[key] = row
+            atomic_write_text(cache, json.dumps(done))
     return rows
 
 
-def main(from_csv: bool = False) -> Path:
+def main(from_csv: bool = False, cache: Path | None = None) -> Path:
     from persafl_np.plots.tightness import TITLE, plot_bound_tightness, replot_bound_tightness
 
     if from_csv:
         return replot_bound_tightness(OUT)[0]
     png = OUT / "bound_tightness.png"
-    plot_bound_tightness(compute(), png, title=TITLE)
+    plot_bound_tightness(compute(cache), png, title=TITLE)
     return png
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(OUT.parent))  # this checkout's package, not an installed copy
-    print(main(from_csv="--from-csv" in sys.argv[1:]))
+    args = sys.argv[1:]
+    print(main(from_csv="--from-csv" in args,
+               cache=Path(args[args.index("--cache") + 1]) if "--cache" in args else None))
