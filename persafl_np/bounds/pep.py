@@ -36,6 +36,9 @@ from persafl_np.arguments import check_int
 
 __all__ = ["PEPResult", "delay_patterns", "pep_worst_case", "pep_value"]
 
+#: Most delay patterns :func:`delay_patterns` enumerates (one SDP each).
+MAX_ENUMERATED = 100_000
+
 _EXTRA = ("pep_worst_case needs the optional extra 'pep' (PEPit and cvxpy): "
           "pip install 'persafl_np[pep]'")
 
@@ -54,6 +57,10 @@ def delay_patterns(T: int, tau: int) -> list[tuple[int, ...]]:
     """Every delay pattern (d_0, …, d_{T−1}) with d_t ≤ min(t, τ): Π_t (min(t, τ) + 1) of them."""
     T = check_int(T, "T", 1)
     tau = check_int(tau, "tau", 0)
+    count = math.prod(min(t, tau) + 1 for t in range(T))
+    if count > MAX_ENUMERATED:
+        raise ValueError(f"T={T}, tau={tau} has {count} delay patterns (> {MAX_ENUMERATED}, one "
+                         "SDP each): pass patterns='max' or an explicit list")
     return [tuple(p) for p in itertools.product(*[range(min(t, tau) + 1) for t in range(T)])]
 
 

@@ -175,6 +175,10 @@ def test_deterministic_resume_and_parallel(tmp_path):
     assert again.history == ref.history and again.instance == ref.instance
     par = falsify(T1Bound(), fam, workers=2, **kw)
     assert par.history == ref.history
+    from concurrent.futures import ThreadPoolExecutor  # any executor with map (e.g. Dask's)
+
+    with ThreadPoolExecutor(2) as ex:
+        assert falsify(T1Bound(), fam, workers=2, executor=ex, **kw).history == ref.history
     with pytest.raises(ValueError, match="another search"):
         falsify(T1Bound(), fam, state=state, **dict(kw, seed=4))
 

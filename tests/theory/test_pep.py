@@ -148,3 +148,8 @@ def test_missing_extra_names_it(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake)
     with warnings.catch_warnings(), pytest.raises(ImportError, match=r"extra 'pep'"):
         pep_value(2, 0, (0, 0))
+
+
+def test_too_many_patterns_is_refused_not_enumerated():
+    with pytest.raises(ValueError, match="delay patterns"):
+        delay_patterns(40, 4)
