@@ -153,3 +153,11 @@ def test_missing_extra_names_it(monkeypatch):
 def test_too_many_patterns_is_refused_not_enumerated():
     with pytest.raises(ValueError, match="delay patterns"):
         delay_patterns(40, 4)
+
+
+def test_beyond_the_caps_the_sharp_formula_breaks_between_half_and_point_six():
+    """τ = 2, T = 10: cap a ≤ 1/48, yet 4Δ/(aT) (sharp (T1) at σ = γ = 0) holds up to a ≈ 0.5
+    (theory/tightness.md §3, item 5): the PEP detects the violation beyond."""
+    d = tuple(min(t, 2) for t in range(10))
+    assert pep_value(10, 2, d, a=0.5, initial="all") < 4 / (0.5 * 10)
+    assert pep_value(10, 2, d, a=0.6, initial="all") > 1.5 * 4 / (0.6 * 10)
