@@ -573,6 +573,12 @@ def _add_init(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_cmd_init)
 
 
+def _add_falsify(sub: Any, common: argparse.ArgumentParser) -> None:
+    from persafl_np.falsify_cli import add_falsify_parser
+
+    add_falsify_parser(sub, [common], file_type=existing_file, count_type=positive_int)
+
+
 #: (name, registrar): the one place a subcommand is registered.
 COMMANDS: tuple[tuple[str, Callable[[Any, argparse.ArgumentParser], None]], ...] = (
     ("demo", _add_demo),
@@ -583,6 +589,7 @@ COMMANDS: tuple[tuple[str, Callable[[Any, argparse.ArgumentParser], None]], ...]
     ("sweep", _add_sweep),
     ("summarize", _add_summarize),
     ("figures", _add_figures),
+    ("falsify", _add_falsify),
 )
 
 

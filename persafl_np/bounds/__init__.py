@@ -19,12 +19,21 @@ from persafl_np.bounds.constants import (
     robust_constants,
     shifted_ls_constants,
 )
+from persafl_np.bounds.falsify import (
+    FalsifyResult,
+    T1Bound,
+    T3Bound,
+    falsify,
+    rerun_instance,
+)
+from persafl_np.bounds.families import BoundInputs, QuadraticFamily, RobustFamily
 from persafl_np.bounds.generalized_smooth import (
     GDBound,
     gradient_level_bound,
     maml_l0_l1,
     sync_gd_bound,
 )
+from persafl_np.bounds.pep import PEPResult, pep_worst_case
 from persafl_np.bounds.report import BoundInstance, bound_report, instance_from_config
 from persafl_np.bounds.shares import (
     WeightedConstants,
@@ -78,24 +87,34 @@ __all__ = [
     "TERM_NAMES",
     "ArrivalAssumptions",
     "BoundCheck",
+    "BoundInputs",
     "BoundInstance",
     "BoundResult",
     "ConditionsResult",
     "CorollaryStepSizes",
+    "FalsifyResult",
     "Gamma2Probe",
+    "PEPResult",
     "ProblemConstants",
+    "QuadraticFamily",
+    "RobustFamily",
     "Sigma2Estimate",
+    "T1Bound",
+    "T3Bound",
     "arrival_assumptions",
     "average_stationarity",
     "bound_report",
     "check_bound",
     "corollary_step_sizes",
     "estimate_sigma2",
+    "falsify",
     "instance_from_config",
+    "pep_worst_case",
     "personalized_hessian",
     "probe_gamma2",
     "problem_constants",
     "quadratic_ratio_limit",
+    "rerun_instance",
     "robust_constants",
     "shifted_ls_constants",
     "stationarity_bound",

@@ -303,6 +303,8 @@ def regenerate_figures(figures_dir: str | os.PathLike[str] = "figures", quick: b
     out = [render_figure(s, out_d, workers) for s in specs]
     if with_bounds:
         out += _bound_figures(d)
+    from persafl_np.plots.tightness import replot_bound_tightness  # from its committed CSV
+    out += replot_bound_tightness(d)
     return out
 
 
