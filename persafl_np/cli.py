@@ -222,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", default="figures", help="the figures directory (default: figures)")
     p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=_cmd_figures)
+    from persafl_np.animate_cli import add_animate_parser
+
+    add_animate_parser(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
