@@ -32,13 +32,12 @@ from typing import Any
 
 import numpy as np
 
+from persafl_np.plots.style import OKABE_ITO
+
 __all__ = ["RunTables", "animate_contour", "animate_timeline", "iterate_path", "load_run",
            "select_clients", "timeline_frame_times", "version_times"]
 
 _STATUS = ("applied", "dropped", "failed")
-#: Okabe–Ito colours (colour-blind safe), used for the marks that are not staleness-coloured.
-OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
-             "#000000")
 
 
 @dataclass(frozen=True)
