@@ -150,9 +150,11 @@ def plot_timeline(table: Mapping[str, np.ndarray], path: str | os.PathLike[str] 
                     arrowprops={"arrowstyle": "->", "color": OKABE_ITO[4], "lw": 1.6})
         ax.annotate("", xy=(e, server_y - 0.3), xytext=(e, y + 0.3),
                     arrowprops={"arrowstyle": "->", "color": OKABE_ITO[5], "lw": 1.6})
-        ax.text(e + 0.01 * span, y, f"most stale: τ = {p + tau} − {p} = {tau}\n"
-                f"({tau} updates applied while it ran)", fontsize=7, va="center",
-                bbox={"fc": "white", "ec": OKABE_ITO[5], "pad": 2})
+        ax.annotate(f"most stale job: pulled version {p}, applied at t = {p + tau}\n"
+                    f"τ = {p + tau} − {p} = {tau}: {tau} updates were applied while it ran",
+                    xy=(e, y), xytext=(0.995, 0.985), textcoords="axes fraction", ha="right",
+                    va="top", fontsize=8, bbox={"fc": "white", "ec": OKABE_ITO[5], "pad": 3},
+                    arrowprops={"arrowstyle": "-", "color": OKABE_ITO[5], "lw": 0.8, "ls": ":"})
     fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax,
                  label="staleness τ = t − p of an applied job", fraction=0.03, pad=0.01)
     ticks = [f"client {k}" for k in shown] + ["server versions"]
@@ -161,8 +163,8 @@ def plot_timeline(table: Mapping[str, np.ndarray], path: str | os.PathLike[str] 
         ticks.insert(0, f"other {n_hidden} clients")
         pos.insert(0, 0)
     ax.set_yticks(pos, ticks, fontsize=8)
-    ax.set_ylim(-0.6, server_y + 0.9)
-    ax.set_xlim(0, span * 1.12)
+    ax.set_ylim(-0.6, server_y + 1.9)  # room above the server row for the explanation
+    ax.set_xlim(0, span * 1.02)
     ax.set_xlabel("virtual time")
     ax.set_ylabel("client")
     ax.set_title(title or "client jobs in virtual time: each bar runs from the pull of wᵖ to "

@@ -97,7 +97,7 @@ def test_staleness_histograms(tmp_path):
     fig = plot_staleness_histograms({"a": np.array([0, 1, 1, 3]), "b": np.array([2, 2])},
                                     tmp_path / "s.png")
     assert len(fig.axes) == 2
-    assert all(ax.get_xlabel() == r"staleness $\tau$" for ax in fig.axes)
+    assert all(ax.get_xlabel() == "staleness τ = t − p (versions)" for ax in fig.axes)
     assert all(ax.get_ylabel() == "fraction of updates" for ax in fig.axes)
     rows = _check_files(tmp_path / "s.png", STALENESS_COLUMNS)
     got = {(r[0], int(r[1])): int(r[2]) for r in rows}
