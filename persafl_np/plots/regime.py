@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from persafl_np.plots.output import new_figure, save_figure
+from persafl_np.plots.output import save_figure
 
 __all__ = ["REGIME_COLUMNS", "plot_regime"]
 
@@ -48,12 +48,17 @@ def plot_regime(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str] 
     if unknown:
         raise ValueError(f"family must be one of {tuple(_FAMILIES)}, got {sorted(unknown)}")
     margins = np.array([100 * min(r["d_global_mean"], r["d_local_mean"]) for r in rows])
-    span = max(1.0, float(np.abs(margins).max()))
+    finite = margins[np.isfinite(margins)]
+    span = max(1.0, float(np.abs(finite).max())) if finite.size else 1.0
     norm = TwoSlopeNorm(0.0, -span, span)
     cmap = colormaps["PuOr_r"]  # purple below, orange above: colour-blind safe
     widths = [max(1, len({str(r["samples_per_client"]) for r in rows if r["family"] == f}))
               for f in fams]
-    fig, axes = new_figure(len(fams), width=3.0 + 2.2 * sum(widths), height=4.8)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3.0 + 2.3 * sum(widths), 5.2), layout="constrained")
+    gs = fig.add_gridspec(1, len(fams), width_ratios=widths)
+    axes = [fig.add_subplot(gs[0, k]) for k in range(len(fams))]
     for ax, fam in zip(axes, fams, strict=True):
         fr = [r for r in rows if r["family"] == fam]
         ms = list(dict.fromkeys(str(r["samples_per_client"]) for r in fr))
@@ -65,18 +70,20 @@ def plot_regime(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str] 
             ax.add_patch(Rectangle((x - 0.5 + 0.5 * half, y - 0.5), 0.5, 1.0,
                                    facecolor=cmap(norm(m)), edgecolor="0.3", lw=0.6))
             mark = "✓" if r["wins"] else ""
-            ax.text(x - 0.25 + 0.5 * half, y + 0.12, f"{r['oracle']}\n{m:+.1f}{mark}",
-                    ha="center", va="center", fontsize=8,
+            ink = "white" if np.isfinite(m) and abs(norm(m) - 0.5) > 0.3 else "black"
+            ax.text(x - 0.25 + 0.5 * half, y + 0.08, f"{r['oracle']}\n{m:+.1f}{mark}",
+                    ha="center", va="center", fontsize=8, color=ink,
                     fontweight="bold" if r["wins"] else "normal")
-            ax.text(x - 0.25 + 0.5 * half, y - 0.3, f"{r['acc_pers']:.2f}", ha="center",
-                    va="center", fontsize=6.5, color="0.2")
+            ax.text(x - 0.25 + 0.5 * half, y - 0.3, f"{r['acc_pers']:.3f}", ha="center",
+                    va="center", fontsize=7, color=ink)
         for x, m in enumerate(ms):
             for y, h in enumerate(hs):
                 g = [r for r in fr if str(r["samples_per_client"]) == m
                      and float(r["heterogeneity"]) == h]
                 if g:
-                    ax.text(x, y + 0.47, f"global {g[0]['acc_global']:.2f} · local "
-                            f"{g[0]['acc_local']:.2f}", ha="center", va="top", fontsize=6.5)
+                    ax.text(x, y + 0.47, f"global {g[0]['acc_global']:.3f}\nlocal "
+                            f"{g[0]['acc_local']:.3f}", ha="center", va="top", fontsize=6.5,
+                            bbox={"fc": "white", "ec": "none", "pad": 0.6, "alpha": 0.85})
         ax.set_xlim(-0.5, len(ms) - 0.5)
         ax.set_ylim(-0.5, len(hs) - 0.5)
         ax.set_xticks(range(len(ms)), ms)
