@@ -232,20 +232,11 @@ class _StepBar:
 # -- commands --------------------------------------------------------------------------------
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from persafl_np.demo import run_demo
+    from persafl_np.demo import demo_report, run_demo
 
-    print("persafl demo: asynchronous PersA-FL, MAML clients (alpha=0.01), softmax regression, "
-          "FedProx Synthetic(0.5,0.5), 20 clients (every 4th one 4x faster), Q=5, eta=0.05, "
-          "beta=1, exponential job times, 600 server steps; then the (T1) bound vs a real run")
     t0 = time.perf_counter()
     demo = run_demo(args.out, seed=args.seed)
-    print(_summary(demo.run, time.perf_counter() - t0))
-    print("bound check (theory/async_theorem.md (T1), default instance, AL, 4 seeds):")
-    print(f"{'T':>6} {'measured':>10} {'bound':>10} {'ratio':>7}")
-    for T, m, b in zip(demo.bound_T, demo.bound_measured, demo.bound_total, strict=True):
-        print(f"{T:>6} {m:>10.4g} {b:>10.4g} {m / b:>7.4f}")
-    print(f"largest measured/bound {demo.bound_ratio:.4f} (<= 1: the theorem holds here)")
-    print("files: " + ", ".join(str(f) for f in demo.files))
+    print(demo_report(demo, time.perf_counter() - t0))
     return EXIT_OK if demo.run.ok and demo.bound_ratio <= 1.0 else EXIT_FAILED
 
 
@@ -579,6 +570,12 @@ def _add_falsify(sub: Any, common: argparse.ArgumentParser) -> None:
     add_falsify_parser(sub, [common], file_type=existing_file, count_type=positive_int)
 
 
+def _add_animate(sub: Any, common: argparse.ArgumentParser) -> None:
+    from persafl_np.animate_cli import add_animate_parser
+
+    add_animate_parser(sub, [common])
+
+
 #: (name, registrar): the one place a subcommand is registered.
 COMMANDS: tuple[tuple[str, Callable[[Any, argparse.ArgumentParser], None]], ...] = (
     ("demo", _add_demo),
@@ -590,6 +587,7 @@ COMMANDS: tuple[tuple[str, Callable[[Any, argparse.ArgumentParser], None]], ...]
     ("summarize", _add_summarize),
     ("figures", _add_figures),
     ("falsify", _add_falsify),
+    ("animate", _add_animate),
 )
 
 

@@ -32,8 +32,8 @@ def test_demo_runs_and_prints_a_summary(capsys, tmp_path):
     out_dir = tmp_path / "demo"
     assert main(["demo", "--out", str(out_dir)]) == 0
     out = capsys.readouterr().out
-    assert "status: ok" in out and "acc pers mean" in out and "arrival shares" in out
-    history, bound = out.split("bound check")
+    assert "status: ok" in out and "acc_pers_mean" in out and "arrival shares" in out
+    history, bound = out.split("part 2")
     rows = [ln.split() for ln in history.splitlines() if ln.strip().split(" ")[0].isdigit()]
     loss = [float(r[2]) for r in rows]
     assert len(loss) == 7 and loss[-1] < 0.5 * loss[0]

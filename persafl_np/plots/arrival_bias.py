@@ -43,31 +43,42 @@ def plot_arrival_bias(speeds: Any, shares: Any, steps: Any, grad_norm2: Any,
     if t.ndim != 1 or g.shape != gw.shape or g.shape[1] != t.size:
         raise ValueError(f"grad_norm2 and weighted_grad_norm2 must have shape (n_seeds, "
                          f"{t.size}), got {g.shape} and {gw.shape}")
-    fig, (ax_p, ax_g) = new_figure(2, width=10.0, height=4.0)
+    from matplotlib.patches import Patch
+
+    from persafl_np.plots.style import OKABE_ITO
+
+    fig, (ax_p, ax_g) = new_figure(2, width=11.0, height=4.6)
     pred = v / v.sum()
     for s in range(p.shape[0]):
-        ax_p.plot(v, p[s], "o", color="C0", ms=4, alpha=0.6,
-                  label="measured $p_i$ (one dot per client and seed)" if s == 0 else None)
+        ax_p.plot(v, p[s], "o", color=OKABE_ITO[4], ms=4, alpha=0.6,
+                  label="measured share $p_i$ (one dot per client and seed)" if s == 0 else None)
     order = np.argsort(v)
-    ax_p.plot(v[order], pred[order], "k--", lw=1, label=r"$v_i/\sum_j v_j$ (proportional rate)")
-    ax_p.axhline(1.0 / v.size, color="C3", ls=":", lw=1, label="uniform $1/n$ (assumption C5)")
-    ax_p.set_xlabel("client speed $v_i$")
+    ax_p.plot(v[order], pred[order], "k--", lw=1,
+              label="prediction $p_i = v_i / (v_1 + \\dots + v_n)$ (rate ∝ speed)")
+    ax_p.axhline(1.0 / v.size, color=OKABE_ITO[5], ls=":", lw=1.5,
+                 label="uniform $p_i = 1/n$ (what the theorem assumes)")
+    ax_p.set_xlabel("client speed $v_i$ (jobs per unit of virtual time)")
     ax_p.set_ylabel("share of applied updates $p_i$")
-    ax_p.legend(fontsize=7)
+    ax_p.legend(fontsize=8, labelspacing=0.8, loc="upper left")
     ax_p.grid(True, alpha=0.3)
-    ax_g.plot(t, g.mean(axis=0), "-", color="C1", label=r"$\|\nabla F(w^t)\|^2$, $F$ uniform mean")
-    ax_g.plot(t, gw.mean(axis=0), "-", color="C2",
-              label=r"$\|\sum_i p_i \nabla F_i(w^t)\|^2$, arrival-weighted")
+    ax_g.plot(t, g.mean(axis=0), "-", color=OKABE_ITO[0], lw=1.5,
+              label="$\\|\\nabla F(w^t)\\|^2$: gradient of $F$ (uniform mean of the $F_i$)")
+    ax_g.plot(t, gw.mean(axis=0), "--", color=OKABE_ITO[2], lw=1.5,
+              label="$\\|\\sum_i p_i \\nabla F_i(w^t)\\|^2$: arrival-weighted gradient")
+    handles, _ = ax_g.get_legend_handles_labels()
     if g.shape[0] > 1:
-        ax_g.fill_between(t, g.min(axis=0), g.max(axis=0), color="C1", alpha=0.2, lw=0)
-        ax_g.fill_between(t, gw.min(axis=0), gw.max(axis=0), color="C2", alpha=0.2, lw=0)
+        ax_g.fill_between(t, g.min(axis=0), g.max(axis=0), color=OKABE_ITO[0], alpha=0.2, lw=0)
+        ax_g.fill_between(t, gw.min(axis=0), gw.max(axis=0), color=OKABE_ITO[2], alpha=0.2,
+                          lw=0)
+        handles.append(Patch(color="0.6", alpha=0.4,
+                             label=f"band: min–max over {g.shape[0]} seeds; line: mean"))
     ax_g.set_yscale("log")
     ax_g.set_xlabel("server step $t$")
     ax_g.set_ylabel("squared gradient norm")
-    ax_g.legend(fontsize=7)
+    ax_g.legend(handles=handles, fontsize=8, labelspacing=0.8, loc="upper right")
     ax_g.grid(True, which="both", alpha=0.3)
-    fig.suptitle(title or "arrival bias: fast clients dominate, the server minimizes "
-                 r"$\sum_i p_i F_i$, not $F$", fontsize=10)
+    fig.suptitle(title or "arrival bias: fast clients are applied more often, so the server "
+                 "minimizes the arrival-weighted objective, not F", fontsize=10)
     rows: list[list[Any]] = [["shares", float(v[i]), s, float(p[s, i]), float(pred[i])]
                              for s in range(p.shape[0]) for i in range(v.size)]
     rows += [["gradients", float(t[j]), s, float(g[s, j]), float(gw[s, j])]

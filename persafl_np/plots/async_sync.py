@@ -26,35 +26,47 @@ def plot_async_sync(curves: Mapping[str, Any], path: str | os.PathLike[str] | No
                     title: str | None = None) -> Any:
     """curves: label → list over seeds of (time, step, accuracy) 1-D arrays of equal length.
 
-    Each seed is drawn thin; the seed mean (on the time grid of the shortest seed run, by linear
-    interpolation) is drawn thick.
+    Each seed is drawn thin, up to the end of the mean curve; the seed mean (on the time grid of
+    the shortest seed run, by linear interpolation) is drawn thick with its own marker and line
+    style, so curves that coincide (MAML and ME here) stay distinguishable.
     """
+    from matplotlib.lines import Line2D
+
+    from persafl_np.plots.style import series
+
     if not curves:
         raise ValueError("curves must contain at least one label")
-    fig, (ax,) = new_figure(width=7.0, height=4.4)
+    fig, (ax,) = new_figure(width=8.0, height=4.8)
     rows: list[list[Any]] = []
-    t_end = np.inf
     for k, (label, runs) in enumerate(curves.items()):
         if not runs:
             raise ValueError(f"curves[{label!r}] must contain at least one run")
+        st = series(k)
         ts = []
         for s, (t, step, acc) in enumerate(runs):
             t, step, acc = (np.asarray(a, dtype=np.float64) for a in (t, step, acc))
             if not (t.ndim == 1 and t.shape == step.shape == acc.shape and t.size >= 1):
                 raise ValueError(f"curves[{label!r}][{s}]: time, step, accuracy must be 1-D "
                                  "of equal length")
-            ax.plot(t, acc, color=f"C{k}", lw=0.6, alpha=0.35)
             ts.append((t, acc))
             rows += [[label, s, float(a), int(b), float(c)] for a, b, c in zip(t, step, acc,
                                                                              strict=True)]
         grid = min((t for t, _ in ts), key=lambda t: t[-1])
+        for t, acc in ts:  # seeds stop where the mean stops
+            keep = t <= grid[-1]
+            ax.plot(t[keep], acc[keep], color=st["color"], lw=0.6, alpha=0.35)
         mean = np.mean([np.interp(grid, t, a) for t, a in ts], axis=0)
-        ax.plot(grid, mean, color=f"C{k}", lw=2, label=f"{label} (final {mean[-1]:.2f})")
-        t_end = min(t_end, float(max(t[-1] for t, _ in ts)))
-    ax.set_xlabel("virtual time")
+        every = max(1, grid.size // 8)  # markers staggered between curves: none hides another
+        ax.plot(grid, mean, color=st["color"], ls=st["linestyle"], marker=st["marker"],
+                markevery=(k * every // 3 % every, every), ms=6, lw=2,
+                label=f"{label} (final {mean[-1]:.3f})")
+    ax.set_xlabel("virtual time (a synchronous round lasts as long as its slowest client)")
     ax.set_ylabel("mean client test accuracy of the served model")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    ax.set_title(title or "accuracy vs virtual time (thin: seeds, thick: mean)", fontsize=9)
+    handles, _ = ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], color="0.5", lw=0.6, label="thin lines: individual seeds"))
+    ax.legend(handles=handles, fontsize=8, loc="lower right")
+    n_seeds = max(len(v) for v in curves.values())
+    ax.set_title(title or f"accuracy against time (thick: mean of {n_seeds} seeds)", fontsize=9)
     save_figure(fig, path, ASYNC_SYNC_COLUMNS, rows)
     return fig

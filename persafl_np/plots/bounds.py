@@ -2,7 +2,8 @@
 
 Three figures:
 
-* :func:`plot_bound_vs_T`: (1/T)Σ_t‖∇F(w^t)‖² against T, log-log, seed band, bound dashed;
+* :func:`plot_bound_vs_T`: (1/T)Σ_t‖∇F(w^t)‖² against T, log-log, seed band (when visible),
+  bound dashed;
 * :func:`plot_bound_vs_tau`: the same against the staleness bound τ;
 * :func:`plot_ratio_vs_step`: measured/bound against the step scale, with C5 holding and failing
   (theory/assumptions.md §5); the line ratio = 1 is where the bound breaks.
@@ -65,28 +66,57 @@ def _figure():
     return fig, fig.add_subplot()
 
 
-def _band(ax, c: BoundCurve, color, values: np.ndarray, label: str) -> None:
+def _band(ax, c: BoundCurve, style: dict, values: np.ndarray, label: str) -> None:
+    """Mean over seeds as a line with markers; the min–max band over seeds when it is visible.
+
+    A band narrower than 5 % of the mean everywhere would be invisible, so it is not drawn and
+    the legend says that the seeds agree instead of promising a band.
+    """
     mean = values.mean(axis=0)
-    ax.plot(c.x, mean, "-o", color=color, ms=3, label=label)
-    if values.shape[0] > 1:
-        ax.fill_between(c.x, values.min(axis=0), values.max(axis=0), color=color, alpha=0.25,
-                        lw=0)
+    lo, hi = values.min(axis=0), values.max(axis=0)
+    n = values.shape[0]
+    visible = n > 1 and bool(np.any((hi - lo) > 0.05 * np.abs(mean)))
+    if n == 1:
+        text = f"{label} (1 seed)"
+    elif visible:
+        text = f"{label}: mean, band = min–max over {n} seeds"
+    else:
+        text = f"{label}: mean of {n} seeds (they agree within 5 %)"
+    ax.plot(c.x, mean, color=style["color"], marker=style["marker"], ls="-", ms=4, label=text)
+    if visible:
+        ax.fill_between(c.x, lo, hi, color=style["color"], alpha=0.3, lw=0)
+
+
+def _log_ticks_at(ax, x: np.ndarray) -> None:
+    """Major ticks at the data's x values only (no colliding minor labels on a short log axis)."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFormatter
+
+    ax.xaxis.set_major_locator(FixedLocator(np.unique(x)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _measured_and_bound(curves, xlabel, title, path, xlog):
+    from persafl_np.plots.style import series
+
     if not curves:
         raise ValueError("curves must contain at least one BoundCurve")
     fig, ax = _figure()
-    colors = [f"C{k}" for k in range(len(curves))]
-    for c, col in zip(curves, colors, strict=True):
-        _band(ax, c, col, c.measured, f"{c.label}: measured (seed range)")
-        ax.plot(c.x, c.bound, "--", color=col, label=f"{c.label}: bound (T1)")
+    for k, c in enumerate(curves):
+        st = series(k)
+        _band(ax, c, st, c.measured, f"{c.label}, measured")
+        ax.plot(c.x, c.bound, "--", color=st["color"], lw=1.5,
+                label=f"{c.label}, bound (T1) of theory/async_theorem.md")
     ax.set_xscale("log" if xlog else "linear")
     ax.set_yscale("log")
+    if xlog:
+        _log_ticks_at(ax, np.concatenate([c.x for c in curves]))
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(r"$\frac{1}{T}\sum_{t<T}\|\nabla F(w^t)\|^2$")
+    ax.set_ylabel(r"average squared gradient norm $\frac{1}{T}\sum_{t<T}\|\nabla F(w^t)\|^2$")
     worst = max(float((c.measured.mean(axis=0) / c.bound).max()) for c in curves)
-    ax.set_title(f"{title}\nmax over x of mean measured/bound = {worst:.3g}", fontsize=9)
+    ax.set_title(f"{title}\nlargest measured / bound: {worst:.3g} (below 1: the bound holds)",
+                 fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
     _save(fig, curves, path)
@@ -112,13 +142,17 @@ def plot_ratio_vs_step(curves: Sequence[BoundCurve], path=None, *,
     """
     if not curves:
         raise ValueError("curves must contain at least one BoundCurve")
+    from persafl_np.plots.style import series
+
     fig, ax = _figure()
     for k, c in enumerate(curves):
-        _band(ax, c, f"C{k}", c.measured / c.bound[None, :], c.label)
-    ax.axhline(1.0, color="k", lw=1, ls=":", label="ratio = 1 (bound violated above)")
+        _band(ax, c, series(k), c.measured / c.bound[None, :], c.label)
+    ax.axhline(1.0, color="k", lw=1, ls=":", label="ratio = 1: above it the bound is violated")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("step scale s (eta = s/(16QL), a = s/(24 max(1,tau) QL))")
+    _log_ticks_at(ax, np.concatenate([c.x for c in curves]))
+    ax.set_xlabel("step scale s (s = 1: the largest steps (T2) allows,\n"
+                  "η = s/(16QL) and βη = s/(24 max(1, τ) QL))")
     ax.set_ylabel("measured / bound")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from persafl_np.plots.output import new_figure, save_figure
+from persafl_np.plots.style import series
 
 __all__ = ["PERSONALIZATION_COLUMNS", "client_accuracies", "plot_personalization"]
 
@@ -78,7 +79,8 @@ def plot_personalization(accuracies: Mapping[str, Any],
     rng = np.random.default_rng(0)  # fixed jitter: the picture must not change between reruns
     for k, a in enumerate(finite):
         x = k + 1 + rng.uniform(-0.15, 0.15, size=a.size)
-        ax.plot(x, a, "o", ms=3.5, color=f"C{k}", alpha=0.7)
+        st = series(k)
+        ax.plot(x, a, st["marker"], ms=3.5, color=st["color"], alpha=0.7, ls="none")
         ax.text(k + 1, 1.0, f"mean {a.mean():.3f}\n", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=8)
     lo = min((float(a.min()) for a in finite if a.size), default=0.0)
@@ -86,7 +88,8 @@ def plot_personalization(accuracies: Mapping[str, Any],
     ax.set_xlabel("model served to the client")
     ax.set_ylabel("client test accuracy")
     ax.grid(True, axis="y", alpha=0.3)
-    ax.set_title(title or "per-client test accuracy (one dot per client)", fontsize=9)
+    ax.set_title(title or "per-client test accuracy (one dot per client; box: quartiles, "
+                 "whiskers: 1.5 IQR, line: median)", fontsize=9)
     rows = [[lab, i, float(x)] for lab, a in zip(labels, vals, strict=True)
             for i, x in enumerate(a)]
     save_figure(fig, path, PERSONALIZATION_COLUMNS, rows)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from persafl_np.plots.output import new_figure, save_figure
+from persafl_np.plots.style import series
 
 __all__ = ["STALENESS_COLUMNS", "plot_staleness_histograms"]
 
@@ -48,11 +49,11 @@ def plot_staleness_histograms(samples: Mapping[str, Any],
         ax = fig.add_subplot(nrows, ncols, j + 1)
         counts = np.bincount(a, minlength=int(a.max()) + 1)
         frac = counts / a.size
-        ax.bar(np.arange(counts.size), frac, width=1.0, color=f"C{j}", edgecolor="k", lw=0.3)
-        ax.axvline(float(a.mean()), color="k", ls="--", lw=1)
-        ax.set_title(f"{label}\nmean {a.mean():.1f}, max {a.max()} (axis: 99.5% quantile)",
-                     fontsize=8)
-        ax.set_xlabel(r"staleness $\tau$")
+        ax.bar(np.arange(counts.size), frac, width=1.0, color=series(j)["color"], edgecolor="k",
+               lw=0.3)
+        ax.axvline(float(a.mean()), color="k", ls="--", lw=1, label="mean")
+        ax.set_title(f"{label}\nmean {a.mean():.1f} (dashed line), max {a.max()}", fontsize=8)
+        ax.set_xlabel("staleness τ = t − p (versions)")
         ax.set_ylabel("fraction of updates")
         # heavy tails would squeeze the bulk into one bar: show up to the 99.5% quantile
         hi = max(int(np.quantile(a, 0.995)), 5)
@@ -60,7 +61,7 @@ def plot_staleness_histograms(samples: Mapping[str, Any],
         ax.grid(True, axis="y", alpha=0.3)
         rows += [[label, t, int(c), float(f)] for t, (c, f) in enumerate(zip(counts, frac,
                                                                              strict=True))]
-    if title:
-        fig.suptitle(title, fontsize=10)
+    note = "each τ axis ends at the 99.5 % quantile of its panel"
+    fig.suptitle(f"{title}\n({note})" if title else note, fontsize=10)
     save_figure(fig, path, STALENESS_COLUMNS, rows)
     return fig

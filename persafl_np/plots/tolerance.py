@@ -3,9 +3,11 @@
 For each algorithm (AL, MAML, ME = PersA-FL with the three oracles of theory/brief_results.md (B1);
 FedAsync,
 FedBuff) and each τ_max, runs at several seeds give one final point; the figure shows the mean over
-seeds with a min–max band. ‖∇F‖² is the quantity bounded by (T1) of theory/async_theorem.md, whose
-staleness terms grow like a²τ²; accuracy is the mean over clients of the personalized model's test
-accuracy (SIM-EVAL of theory/simulator.md).
+seeds with min–max bars over the seeds (bars of neighbouring curves are shifted sideways so they
+do not overprint; the τ_max values are evenly spaced on the axis so small τ stay legible).
+‖∇F‖² is the quantity bounded by (T1) of theory/async_theorem.md, whose staleness terms grow like
+a²τ²; accuracy is the mean over clients of the personalized model's test accuracy (SIM-EVAL of
+theory/simulator.md).
 """
 
 from __future__ import annotations
@@ -40,28 +42,41 @@ def plot_tolerance(records: Mapping[str, Any], path: str | os.PathLike[str] | No
 
     records: columns :data:`TOLERANCE_COLUMNS` (one row per run).
     """
+    from matplotlib.lines import Line2D
+
+    from persafl_np.plots.style import series
+
     r = _records(records)
-    fig, (ax_a, ax_g) = new_figure(2, width=10.0, height=4.0)
+    fig, (ax_a, ax_g) = new_figure(2, width=11.0, height=4.6)
     labels = list(dict.fromkeys(r["label"].tolist()))
-    markers = "osD^v<>"
+    all_taus = np.unique(r["tau_max"])
+    pos = {t: j for j, t in enumerate(all_taus)}  # evenly spaced: τ = 0, 2, 5 stay apart
+    dodge = 0.5 / max(1, len(labels))
     for k, lab in enumerate(labels):
         m = r["label"] == lab
         taus = np.unique(r["tau_max"][m])
+        x = np.array([pos[t] for t in taus]) + (k - (len(labels) - 1) / 2) * dodge
+        st = series(k)
         for ax, col in ((ax_a, "acc_pers_mean"), (ax_g, "grad_norm2")):
             vals = [r[col][m & (r["tau_max"] == t)].astype(np.float64) for t in taus]
             mean = np.array([v.mean() for v in vals])
-            ax.plot(taus, mean, marker=markers[k % len(markers)], ms=4, color=f"C{k}", label=lab)
-            ax.fill_between(taus, [v.min() for v in vals], [v.max() for v in vals],
-                            color=f"C{k}", alpha=0.15, lw=0)
+            err = np.array([mean - [v.min() for v in vals], [v.max() for v in vals] - mean])
+            ax.errorbar(x, mean, yerr=err, color=st["color"], marker=st["marker"],
+                        ls=st["linestyle"], ms=5, lw=1.4, capsize=2, elinewidth=0.8,
+                        label=lab)
     ax_a.set_ylabel("final personalized test accuracy\n(mean over clients)")
-    ax_g.set_ylabel(r"final $\|\nabla F(w^T)\|^2$")
+    ax_g.set_ylabel("final squared gradient norm $\\|\\nabla F(w^T)\\|^2$")
     ax_g.set_yscale("log")
     for ax in (ax_a, ax_g):
-        ax.set_xlabel(r"staleness bound $\tau_{\max}$")
+        ax.set_xticks(range(len(all_taus)), [f"{t:g}" for t in all_taus])
+        ax.set_xlabel("staleness bound τ_max (server versions)")
         ax.grid(True, which="both", alpha=0.3)
-    ax_a.legend(fontsize=8)
     n_seeds = len(np.unique(r["seed"]))
-    fig.suptitle(title or f"staleness tolerance (mean and min–max over {n_seeds} seeds)",
+    handles, _ = ax_a.get_legend_handles_labels()
+    handles.append(Line2D([], [], color="0.3", marker="|", ls="", ms=12,
+                          label=f"bar: min–max over {n_seeds} seeds; mark: mean"))
+    ax_a.legend(handles=handles, fontsize=8, loc="lower left")
+    fig.suptitle(title or f"how much staleness each method tolerates ({n_seeds} seeds)",
                  fontsize=10)
     rows = [[r[c][j] for c in TOLERANCE_COLUMNS] for j in range(r["label"].size)]
     save_figure(fig, path, TOLERANCE_COLUMNS, rows)

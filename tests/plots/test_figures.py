@@ -97,7 +97,7 @@ def test_staleness_histograms(tmp_path):
     fig = plot_staleness_histograms({"a": np.array([0, 1, 1, 3]), "b": np.array([2, 2])},
                                     tmp_path / "s.png")
     assert len(fig.axes) == 2
-    assert all(ax.get_xlabel() == r"staleness $\tau$" for ax in fig.axes)
+    assert all(ax.get_xlabel() == "staleness τ = t − p (versions)" for ax in fig.axes)
     assert all(ax.get_ylabel() == "fraction of updates" for ax in fig.axes)
     rows = _check_files(tmp_path / "s.png", STALENESS_COLUMNS)
     got = {(r[0], int(r[1])): int(r[2]) for r in rows}
@@ -113,7 +113,7 @@ def test_tolerance(tmp_path):
     ax_a, ax_g = fig.axes
     assert "accuracy" in ax_a.get_ylabel()
     assert ax_g.get_yscale() == "log"
-    assert ax_a.get_xlabel() == ax_g.get_xlabel() == r"staleness bound $\tau_{\max}$"
+    assert ax_a.get_xlabel() == ax_g.get_xlabel() == "staleness bound τ_max (server versions)"
     # the AL line is the mean over the two seeds
     np.testing.assert_allclose(ax_a.lines[0].get_ydata(), [0.85, 0.65])
     assert len(_check_files(tmp_path / "t.png", TOLERANCE_COLUMNS)) == 6
@@ -158,9 +158,17 @@ def test_async_sync(tmp_path):
               "sync": [(t * 3, [0, 1, 2], [0.1, 0.2, 0.3])]}
     fig = plot_async_sync(curves, tmp_path / "a.png")
     ax = fig.axes[0]
-    assert ax.get_xlabel() == "virtual time"
+    assert ax.get_xlabel().startswith("virtual time")
     assert "accuracy" in ax.get_ylabel()
-    assert [x.get_text().split(" (")[0] for x in ax.get_legend().get_texts()] == ["async", "sync"]
+    assert [x.get_text().split(" (")[0] for x in ax.get_legend().get_texts()] == [
+        "async", "sync", "thin lines: individual seeds"]
+    # per-seed lines stop where the mean stops (the shortest seed run of the label: t <= 2)
+    thin = [ln for ln in ax.lines if ln.get_linewidth() < 1]
+    assert len(thin) == 3 and max(ln.get_xdata().max() for ln in thin if
+                                  ln.get_color() == thin[0].get_color()) == 2.0
+    # the mean curves differ in colour, marker and line style, not in colour alone
+    thick = [ln for ln in ax.lines if ln.get_linewidth() >= 2]
+    assert len({ln.get_marker() for ln in thick}) == len({ln.get_linestyle() for ln in thick}) == 2
     assert len(_check_files(tmp_path / "a.png", ASYNC_SYNC_COLUMNS)) == 9
 
 
@@ -170,7 +178,7 @@ def test_arrival_bias(tmp_path):
     fig = plot_arrival_bias([1.0, 2.0, 4.0], [res.shares], h.step, [h.grad_norm2],
                             [h.weighted_grad_norm2], tmp_path / "b.png")
     ax_p, ax_g = fig.axes
-    assert ax_p.get_xlabel() == "client speed $v_i$"
+    assert ax_p.get_xlabel().startswith("client speed $v_i$")
     assert ax_p.get_ylabel() == "share of applied updates $p_i$"
     assert ax_g.get_xlabel() == "server step $t$" and ax_g.get_yscale() == "log"
     rows = _check_files(tmp_path / "b.png", ARRIVAL_BIAS_COLUMNS)

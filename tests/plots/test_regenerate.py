@@ -15,7 +15,9 @@ CONFIGS = Path(__file__).resolve().parents[2] / "figures" / "configs"
 
 def test_committed_configs_cover_every_kind_and_validate():
     specs = [load_figure_spec(p) for p in sorted(CONFIGS.glob("*.toml"))]
-    assert {s.kind for s in specs} == set(KINDS)
+    # figures/personalization.png is drawn by experiments/personalization_regime (issue 14); the
+    # kind stays available for configs such as experiments/results/*/figure.toml
+    assert {s.kind for s in specs} == set(KINDS) - {"personalization"}
     for s in specs:
         assert s.runs, s.name
         q = load_figure_spec(CONFIGS / f"{s.name}.toml", quick=True)
