@@ -2,11 +2,11 @@
 
 Two parts, both small enough for under a minute on 2 cores:
 
-1. **An asynchronous PersA-FL run** (theory/brief_results.md (B2)) with MAML clients (α = 0.01):
-softmax
-   regression on FedProx Synthetic(0.5, 0.5), 20 clients, exponential job times with every
-   4th client 4× faster, Q = 5, η = 0.05, β = 1, 600 server steps. Its files (config.toml,
-   trace.csv, jobs.csv, history.csv, final.npz, summary.json) go to ``OUT/run`` and the Gantt
+1. **An asynchronous PersA-FL run** (theory/brief_results.md (B2)) with MAML clients
+   (α = 0.01): softmax regression on FedProx Synthetic(0.5, 0.5), 20 clients, exponential job
+   times with every 4th client 4× faster, Q = 5, η = 0.05, β = 1, 600 server steps. Its files
+   (config.toml, trace.csv, jobs.csv, history.csv, final.npz, summary.json, fingerprint.json)
+   go to ``OUT/run`` and the Gantt
    chart of its first jobs to ``OUT/timeline.png`` + ``.csv`` (pulled version → produced
    version; staleness τ = t − p); ``persafl animate OUT/run --out run.gif`` animates it.
 2. **The stationarity bound against a real run** (theory/async_theorem.md (T1)): the default
@@ -26,10 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from persafl_np import fingerprint
+
 __all__ = ["DEMO_CONFIG", "RUN_FILES", "DemoResult", "bound_demo", "demo_report", "run_demo"]
 
 #: what RunResult.save writes into OUT/run
-RUN_FILES = ("config.toml", "trace.csv", "jobs.csv", "history.csv", "final.npz", "summary.json")
+RUN_FILES = ("config.toml", "trace.csv", "jobs.csv", "history.csv", "final.npz", "summary.json",
+             fingerprint.FILE)
 
 N_CLIENTS = 20
 DEMO_CONFIG: dict[str, Any] = {

@@ -24,7 +24,7 @@ __all__ = ["RUN_FILES", "folder_identity", "prepare_run_folder", "read_cli_json"
 
 #: Files and folders a run (or a sweep run) writes into its folder.
 RUN_FILES = ("config.toml", "trace.csv", "jobs.csv", "history.csv", "final.npz", "summary.json",
-             fingerprint.FILE, "checkpoint", "DONE", "ERROR.txt")
+             fingerprint.FILE, "batches.npz", "checkpoint", "DONE", "ERROR.txt")
 
 
 def _is_run_file(p: Path) -> bool:
