@@ -389,7 +389,20 @@ def _cmd_bound(args: argparse.Namespace) -> int:
     verdict = run_bound_report(cfg, run=args.run, n_seeds=args.seeds, stride=args.stride,
                                json_path=args.json, progress=not args.quiet,
                                emit=lambda line: print(line, flush=True))
+    _print_applicable_bounds(cfg)
     return EXIT_OK if verdict == "holds" else EXIT_BOUND
+
+
+def _print_applicable_bounds(cfg: Any) -> None:
+    """Every theorem of theory/ for this config: its value, or which assumption fails
+    (persafl_np.bounds.applicable_bounds; the exit code stays that of (T1) above)."""
+    from persafl_np.bounds.applicable import applicable_bounds
+
+    print("every bound of theory/ for this config (theory/assumptions.md §7):", flush=True)
+    for e in applicable_bounds(cfg):
+        head = f"  {e.name:<5} {e.source:<34}"
+        print(f"{head} applies: bound {e.total:.6g}" if e.applies
+              else f"{head} does not apply: {e.reason}", flush=True)
 
 
 def _add_bound(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -101,6 +101,13 @@ def test_bound_prints_conditions_and_terms(tmp_path, capsys):
     ratio = float(out.split("measured/bound = ")[1].split()[0])
     assert 0.0 < ratio <= 1.0  # (T1) holds on this C5 instance
     assert "every step: the left-hand side of (T1)" in out  # small problem: stride 1
+    # every theorem of theory/ is reported: its value where it applies, else the failing part
+    lines = {ln.split()[0]: ln for ln in out.split("every bound of theory/")[1].splitlines()[1:]
+             if ln.strip()}
+    assert set(lines) == {"T1", "TB-1", "TA", "TA-5", "TB-4", "TC-4"}
+    assert "applies: bound" in lines["T1"] and "applies: bound" in lines["TB-1"]
+    assert "does not apply: algorithm has no reweight option" in lines["TA-5"]
+    assert "does not apply" in lines["TC-4"]
 
 
 def test_sweep_then_summarize(tmp_path, capsys):
