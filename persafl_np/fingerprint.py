@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from persafl_np.atomic import atomic_write_text
+from persafl_np.json_object import read_json_object
 
 __all__ = ["FILE", "config_digest", "data_digest", "read", "run_fingerprint", "write"]
 
@@ -140,18 +141,7 @@ def _hex(v: Any, path: Path, name: str) -> str:
 def read(path: str | Path) -> dict[str, str]:
     """Read and validate a ``fingerprint.json`` (ValueError naming the file and the field)."""
     p = Path(path)
-    try:
-        size = p.stat().st_size
-    except OSError as exc:
-        raise ValueError(f"{p}: cannot read fingerprint file ({exc.strerror})") from None
-    if size > _MAX_BYTES:
-        raise ValueError(f"{p}: {size} bytes, too large for a fingerprint file")
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{p}: not a JSON fingerprint file ({exc})") from None
-    if not isinstance(doc, dict):
-        raise ValueError(f"{p}: must hold a JSON object")
+    doc = read_json_object(p, "a fingerprint file", _MAX_BYTES)
     out = {k: _hex(doc.get(k), p, k) for k in ("fingerprint", "config_digest")}
     ver = doc.get("package_version")
     if not isinstance(ver, str):

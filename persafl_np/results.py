@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from persafl_np.atomic import atomic_write_npz, atomic_write_text
+from persafl_np.json_object import read_json_object
 
 __all__ = [
     "HISTORY_FIELDS",
@@ -388,18 +389,7 @@ def read_summary_json(path: str | Path) -> dict[str, Any]:
     """Read and validate a run's ``summary.json``: status ∈ :data:`RUN_STATUSES`, message a
     string, counters an object of numbers. ValueError naming the file and the field."""
     p = Path(path)
-    try:
-        size = p.stat().st_size
-    except OSError as exc:
-        raise ValueError(f"{p}: cannot read ({exc.strerror})") from None
-    if size > _MAX_SUMMARY_BYTES:
-        raise ValueError(f"{p}: {size} bytes, too large for a summary.json")
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ValueError(f"{p}: not valid JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise ValueError(f"{p}: must hold a JSON object")
+    doc = read_json_object(p, "a summary.json", _MAX_SUMMARY_BYTES)
     if doc.get("status") not in RUN_STATUSES:
         raise ValueError(f"{p}: field 'status' must be one of {RUN_STATUSES}, "
                          f"got {doc.get('status')!r}")

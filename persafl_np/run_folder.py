@@ -12,13 +12,13 @@ run files (and only those) first.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 from persafl_np import fingerprint
 from persafl_np.atomic import TMP_SUFFIX, remove_stale_tmp
+from persafl_np.json_object import read_json_object
 
 __all__ = ["RUN_FILES", "folder_identity", "prepare_run_folder", "read_cli_json"]
 
@@ -82,14 +82,7 @@ def read_cli_json(path: str | Path) -> dict[str, Any]:
     """Read and validate ``checkpoint/cli.json`` (checkpoint_every ≥ 1; replay, batches: a path
     or null)."""
     p = Path(path)
-    if p.stat().st_size > 1 << 16:
-        raise ValueError(f"{p}: too large for a checkpoint/cli.json file")
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{p}: not valid JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise ValueError(f"{p}: must hold a JSON object")
+    doc = read_json_object(p, "a checkpoint/cli.json file", 1 << 16)
     every = doc.get("checkpoint_every")
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"{p}: field 'checkpoint_every' must be an integer >= 1, got {every!r}")

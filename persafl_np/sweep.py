@@ -60,6 +60,7 @@ import numpy as np
 
 from persafl_np import fingerprint
 from persafl_np.atomic import atomic_write_text, remove_stale_tmp
+from persafl_np.json_object import read_json_object
 
 __all__ = [
     "RunSpec",
@@ -278,15 +279,7 @@ def read_done(path: str | os.PathLike[str], statuses: tuple[str, ...] = STATUSES
     """Read and validate a DONE marker or a ``status.json`` (same fields; ``statuses``: the
     allowed values of ``status``). ValueError naming the file and the field."""
     p = Path(path)
-    size = p.stat().st_size
-    if size > _MAX_MARKER_BYTES:
-        raise ValueError(f"{p}: {size} bytes, too large for a DONE marker")
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{p}: not a JSON DONE marker ({exc})") from None
-    if not isinstance(doc, dict):
-        raise ValueError(f"{p}: must hold a JSON object")
+    doc = read_json_object(p, "a DONE marker", _MAX_MARKER_BYTES)
     if not isinstance(doc.get("values"), dict):
         raise ValueError(f"{p}: field 'values' must be an object")
     seed = doc.get("seed")

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from persafl_np.atomic import TMP_SUFFIX, atomic_write_bytes, fsync_dir, npz_bytes
+from persafl_np.json_object import read_json_object
 
 __all__ = ["KILL_ENV", "KILL_EXIT_CODE", "MANIFEST", "POINTS_PER_SAVE", "Checkpointer",
            "has_checkpoint"]
@@ -259,19 +260,8 @@ def _file_entry(e: Any, where: str, kind: str) -> None:
 
 def _read_manifest(path: Path) -> dict[str, Any]:
     """Read and validate ``MANIFEST.json`` (structure only; files are checked when read)."""
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ValueError(f"checkpoint {path}: cannot read the manifest ({exc.strerror})") from None
-    if size > MAX_MANIFEST_BYTES:
-        raise ValueError(f"checkpoint {path}: {size} bytes, more than {MAX_MANIFEST_BYTES}")
-    try:
-        doc = json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ValueError(f"checkpoint {path}: not valid JSON ({exc})") from None
     where = f"checkpoint {path}"
-    if not isinstance(doc, dict):
-        raise ValueError(f"{where}: must hold a JSON object")
+    doc = read_json_object(path, "a checkpoint manifest", MAX_MANIFEST_BYTES, where)
     if _field(doc, "format", str, where) != FORMAT:
         raise ValueError(f"{where}: field 'format' must be {FORMAT!r}")
     if _field(doc, "format_version", int, where) != FORMAT_VERSION:
