@@ -10,20 +10,17 @@
 
 from __future__ import annotations
 
-import re
-import shlex
 import tomllib
 from pathlib import Path
 
-import pytest
+import doc_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
 def blocks() -> list[tuple[str, str]]:
-    return [(m.group(1), m.group(2)) for m in FENCE.finditer(README.read_text())]
+    return doc_blocks.blocks(README)
 
 
 def test_readme_block_kinds_are_all_checked():
@@ -41,7 +38,6 @@ def test_quick_start_is_what_ci_runs():
 
 
 def test_readme_runs(tmp_path, monkeypatch, capsys):
-    from persafl_np.cli import main
     from persafl_np.config import SimConfig
     from persafl_np.sweep import expand, parse_sweep
 
@@ -60,15 +56,7 @@ def test_readme_runs(tmp_path, monkeypatch, capsys):
                 SimConfig.from_dict(doc)
                 Path("run.toml").write_text(code)
         else:
-            for line in code.splitlines():
-                line = line.strip()
-                if not line or line.startswith("#"):
-                    continue
-                argv = shlex.split(line)
-                if argv[0] != "persafl":
-                    pytest.fail(f"block {k}: only `persafl ...` commands can run, got {line!r}")
-                assert main(argv[1:]) == 0, f"block {k}: {line!r} failed"
-                ran += 1
+            ran += doc_blocks.run_shell_block(code, k)
     assert ran >= 2
     assert (tmp_path / "sweep_out" / "summary_mean.csv").exists()
     assert (tmp_path / "mydata.npz").exists()
