@@ -62,6 +62,7 @@ __all__ = [
     "check_mask",
     "check_targets",
     "client_counts",
+    "masked_xt_mean",
     "np_label_index",
     "one_hot_labels",
 ]
@@ -123,6 +124,19 @@ def client_counts(xp: Any, X: Any, mask: Any) -> Any:
     if mask is None:
         return X.shape[-2]
     return xp.sum(mask, axis=-1)
+
+
+def masked_xt_mean(xp: Any, u: Any, X: Any, mask: Any) -> Any:
+    """(C, d) rows (1/n_c) Σ_j mask[c, j] u[c, j] x_cj — the X_cᵀu_c / n_c of eq. (CO-1) that
+    every single-output model's gradient and HVP end with (u: per-sample weights, (C, m)).
+
+    One stacked (1, m) @ (m, d) product per client: the arithmetic of a row does not depend on
+    the other clients, so the result is grouping-invariant.
+    """
+    if mask is not None:
+        u = u * mask
+    n = client_counts(xp, X, mask)
+    return (u[..., None, :] @ X)[..., 0, :] / (n if mask is None else n[..., None])
 
 
 @lru_cache(maxsize=64)

@@ -33,6 +33,7 @@ from persafl_np.models.cohort import (
     check_predict_cohort,
     check_targets,
     client_counts,
+    masked_xt_mean,
 )
 
 __all__ = ["LeastSquares"]
@@ -120,11 +121,7 @@ class LeastSquares:
         xp = fast_namespace(W, X, y, mask)
         if validate:
             self._check_many(xp, W, X, y, mask)
-        r = (X @ W[..., None])[..., 0] - y
-        if mask is not None:
-            r = r * mask
-        n = client_counts(xp, X, mask)
-        g = (r[..., None, :] @ X)[..., 0, :] / (n if mask is None else n[..., None])
+        g = masked_xt_mean(xp, (X @ W[..., None])[..., 0] - y, X, mask)
         return g + self.l2 * W if self.l2 else g
 
     def hvp_many(self, W: Any, V: Any, X: Any, y: Any, mask: Any = None, *,
@@ -133,11 +130,7 @@ class LeastSquares:
         xp = fast_namespace(W, V, X, y, mask)
         if validate:
             self._check_many(xp, W, X, y, mask, V)
-        u = (X @ V[..., None])[..., 0]
-        if mask is not None:
-            u = u * mask
-        n = client_counts(xp, X, mask)
-        hv = (u[..., None, :] @ X)[..., 0, :] / (n if mask is None else n[..., None])
+        hv = masked_xt_mean(xp, (X @ V[..., None])[..., 0], X, mask)
         return hv + self.l2 * V if self.l2 else hv
 
     def predict_many(self, W: Any, X: Any, *, validate: bool = True) -> Any:

@@ -43,6 +43,7 @@ from persafl_np.models.cohort import (
     check_mask,
     check_predict_cohort,
     client_counts,
+    masked_xt_mean,
 )
 from persafl_np.models.geman_mcclure import GM1_MAX, GM2_MAX, GM3_MAX, gm, gm1, gm2
 
@@ -175,22 +176,14 @@ class LogisticRegression:
                   validate: bool = True) -> Any:
         """(C, p) gradients of eq. (LR-2) per client (eq. (CO-1))."""
         xp, z, s = self._margin_many(W, X, y, mask, validate)
-        r = -s * _sigmoid_neg(xp, z, _exp_neg_abs(xp, z))
-        if mask is not None:
-            r = r * mask
-        n = client_counts(xp, X, mask)
-        g = (r[..., None, :] @ X)[..., 0, :] / (n if mask is None else n[..., None])
+        g = masked_xt_mean(xp, -s * _sigmoid_neg(xp, z, _exp_neg_abs(xp, z)), X, mask)
         return self._add_reg(W, g)
 
     def hvp_many(self, W: Any, V: Any, X: Any, y: Any, mask: Any = None, *,
                  validate: bool = True) -> Any:
         """(C, p) products ∇²f_c(W[c]) V[c] of eq. (LR-2) per client (eq. (CO-1))."""
         xp, z, _ = self._margin_many(W, X, y, mask, validate, V)
-        u = self._curvature(xp, z) * (X @ V[..., None])[..., 0]
-        if mask is not None:
-            u = u * mask
-        n = client_counts(xp, X, mask)
-        hv = (u[..., None, :] @ X)[..., 0, :] / (n if mask is None else n[..., None])
+        hv = masked_xt_mean(xp, self._curvature(xp, z) * (X @ V[..., None])[..., 0], X, mask)
         return self._add_reg(W, hv, V)
 
     def predict_many(self, W: Any, X: Any, *, validate: bool = True) -> Any:

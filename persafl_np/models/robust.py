@@ -38,6 +38,7 @@ from persafl_np.models.cohort import (
     check_predict_cohort,
     check_targets,
     client_counts,
+    masked_xt_mean,
 )
 from persafl_np.models.geman_mcclure import GM1_MAX, GM2_MAX, GM3_MAX, gm, gm1, gm2
 
@@ -121,20 +122,14 @@ class RobustRegression:
                   validate: bool = True) -> Any:
         """(C, p) gradients of eq. (RR-2) per client (eq. (CO-1))."""
         xp, r = self._residual_many(W, X, y, mask, validate)
-        u = gm1(r) if mask is None else gm1(r) * mask
-        n = client_counts(xp, X, mask)
-        g = (u[..., None, :] @ X)[..., 0, :] / (n if mask is None else n[..., None])
+        g = masked_xt_mean(xp, gm1(r), X, mask)
         return g + self.l2 * W if self.l2 else g
 
     def hvp_many(self, W: Any, V: Any, X: Any, y: Any, mask: Any = None, *,
                  validate: bool = True) -> Any:
         """(C, p) products ∇²f_c(W[c]) V[c] of eq. (RR-2) per client (eq. (CO-1))."""
         xp, r = self._residual_many(W, X, y, mask, validate, V)
-        u = gm2(r) * (X @ V[..., None])[..., 0]
-        if mask is not None:
-            u = u * mask
-        n = client_counts(xp, X, mask)
-        hv = (u[..., None, :] @ X)[..., 0, :] / (n if mask is None else n[..., None])
+        hv = masked_xt_mean(xp, gm2(r) * (X @ V[..., None])[..., 0], X, mask)
         return hv + self.l2 * V if self.l2 else hv
 
     def predict_many(self, W: Any, X: Any, *, validate: bool = True) -> Any:
