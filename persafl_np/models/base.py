@@ -71,6 +71,7 @@ __all__ = [
     "check_xy",
     "design_norms",
     "refuse_dense",
+    "row_sq_norms",
 ]
 
 #: ``hessian`` refuses to build a dense matrix with more than this many parameters
@@ -287,3 +288,14 @@ def design_norms(X: Any) -> DesignNorms:
         mean_row=float(rows.mean()),
         mean_row_cubed=float(np.mean(rows**3)),
     )
+
+
+def row_sq_norms(X: Any) -> np.ndarray:
+    """‖x_j‖² of every row of X (…, m, d) as a float64 host array (…, m): the data factor of the
+    per-sample smoothness L_j = ``sample_smoothness`` (theory/models.md eq. (M-4)).
+
+    Each row is reduced along its own contiguous axis, so a row's value does not depend on the
+    other rows of the array (grouping invariance, §CO).
+    """
+    Xn = np.asarray(to_numpy(X), dtype=np.float64)
+    return np.sum(Xn * Xn, axis=-1)

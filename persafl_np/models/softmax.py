@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ from persafl_np.models.base import (
     check_xy,
     design_norms,
     refuse_dense,
+    row_sq_norms,
 )
 from persafl_np.models.cohort import (
     check_cohort,
@@ -80,22 +82,24 @@ def softmax_jvp(P: Any, U: Any) -> Any:
 
 
 # ---------------------------------------------------------------- NumPy cohort kernels
-# On NumPy the cohort kernels work in a class-major layout Zᵀ (n, C, m) = W_cᵀ X_cᵀ per client:
-# the per-sample reductions over the C classes then run along axis −2 with the m samples
-# contiguous (NumPy's reductions and broadcasts along a short trailing axis cost a separate
-# inner-loop call per row: ≈10× slower for C = 10), large temporaries are updated in place
-# (each fresh ~0.5 MB array costs page faults), and labels enter by flat indexing instead of a
-# one-hot matrix. Every step is still one stacked-matmul slice, a reduction inside one client's
-# slice, or elementwise, so the results stay independent of the grouping (theory/models.md §CO).
+# On NumPy the cohort kernels work in a class-leading layout Zᵏ (K, n, m): entry [k, c, j] is the
+# logit of class k for row j of client c. The per-sample reductions over the K classes are then
+# K − 1 elementwise steps over one contiguous (n·m,) row per class, for the whole cohort at once
+# (NumPy's reductions along a short trailing axis cost a separate inner-loop call per row: ≈10×
+# slower for K = 10; along axis −2 of (n, K, m) they still cost one call per client). Large
+# temporaries are updated in place and labels enter by flat indexing instead of a one-hot matrix.
+# Every per-client value is one slice of a stacked matmul, a reduction inside one client's
+# slice, or a column-wise (per-sample) operation, so the results do not depend on the grouping
+# (theory/models.md §CO).
 def _np_logits_t(W: np.ndarray, X: np.ndarray, K: int) -> np.ndarray:
-    """(n, K, m) logits Z_cᵀ, a fresh C-contiguous array.
+    """(K, n, m) logits, a fresh C-contiguous array (class-leading layout, see above).
 
     Computed as X_c W_c (the single-client method's product, so the same BLAS call and the
     same bits) and then copied transposed: a class-major product W_cᵀX_cᵀ rounds differently,
     and for saturated probabilities p_y ≈ 1 that rounding is amplified in p_y − 1.
     """
     n, _, d = X.shape
-    return to_class_major(X @ np.reshape(W, (n, d, K)))
+    return np.ascontiguousarray((X @ W.reshape(n, d, K)).transpose(2, 0, 1))
 
 
 def to_class_major(Z: np.ndarray) -> np.ndarray:
@@ -110,6 +114,21 @@ def _np_label_flat(y: np.ndarray, K: int, validate: bool) -> np.ndarray:
     return (np.arange(n)[:, None] * (K * m) + np.arange(m) + yi * m).reshape(-1)
 
 
+@lru_cache(maxsize=64)
+def _np_arange(N: int) -> np.ndarray:
+    a = np.arange(N)
+    a.flags.writeable = False
+    return a
+
+
+def _np_label_flat_k(y: np.ndarray, K: int, validate: bool) -> np.ndarray:
+    """Flat indices of the entries (y_cj, c, j) of a class-leading (K, n, m) array."""
+    N = y.size
+    flat = np_label_index(y, K, validate).reshape(-1) * N
+    flat += _np_arange(N)
+    return flat
+
+
 def _np_probs_t(Zt: np.ndarray) -> np.ndarray:
     """Softmax over axis −2 of (n, K, m) logits, in place: P = exp(Z − max)/Σ exp(Z − max)."""
     Zt -= np.max(Zt, axis=-2, keepdims=True)
@@ -118,11 +137,36 @@ def _np_probs_t(Zt: np.ndarray) -> np.ndarray:
     return Zt
 
 
-def _np_xt_times(X: np.ndarray, Rt: np.ndarray, n: Any, mask: Any) -> np.ndarray:
-    """(n, d·K) rows vec(X_cᵀ R_c)/n_c for class-major R_cᵀ (n, K, m), mask applied first."""
+def _np_class_sum(Zk: np.ndarray) -> np.ndarray:
+    """(N,) Σ_k Zk[k] of a (K, N) array, accumulated k = 0, 1, … for every column.
+
+    NumPy reduces axis 0 of a (K, N ≥ 2) array by that sequential accumulation; for N = 1 it
+    would sum the K contiguous values pairwise instead (another rounding), so that case is
+    summed explicitly: the result of a sample never depends on how many others share the call.
+    """
+    if Zk.shape[1] != 1:
+        return np.add.reduce(Zk, axis=0)
+    s = Zk[0].copy()
+    for k in range(1, Zk.shape[0]):
+        s += Zk[k]
+    return s
+
+
+def _np_probs_k(Zk: np.ndarray) -> np.ndarray:
+    """Softmax over axis 0 of class-leading logits (K, …), in place:
+    P = exp(Z − max)/Σ exp(Z − max), one max, one exp, one sum (eq. (SM-2))."""
+    Zf = Zk.reshape(Zk.shape[0], -1)
+    Zf -= np.maximum.reduce(Zf, axis=0)
+    np.exp(Zf, out=Zf)
+    Zf /= _np_class_sum(Zf)
+    return Zk
+
+
+def _np_xt_times(X: np.ndarray, Rk: np.ndarray, n: Any, mask: Any) -> np.ndarray:
+    """(n, d·K) rows vec(X_cᵀ R_c)/n_c for class-leading R (K, n, m), mask applied first."""
     if mask is not None:
-        Rt *= mask[:, None, :]
-    G = X.transpose(0, 2, 1) @ Rt.transpose(0, 2, 1)
+        Rk *= mask
+    G = X.transpose(0, 2, 1) @ Rk.transpose(1, 2, 0)
     G /= n if mask is None else n[:, None, None]
     return np.reshape(G, (X.shape[0], -1))
 
@@ -229,12 +273,16 @@ class SoftmaxRegression:
         if validate:
             self._check_many(xp, W, X, y, mask)
         if xp is NUMPY_NAMESPACE:
-            Zt = _np_logits_t(W, X, self.n_classes)
-            Zt -= np.max(Zt, axis=-2, keepdims=True)
+            K = self.n_classes
+            Zk = _np_logits_t(W, X, K)
+            Zf = Zk.reshape(K, -1)
+            Zf -= np.maximum.reduce(Zf, axis=0)
             # −log p_{y} = log Σ_k exp(z_k − max) − (z_y − max).
-            ell = np.log(np.sum(np.exp(Zt), axis=-2))
-            ell -= np.reshape(Zt.reshape(-1)[_np_label_flat(y, self.n_classes, validate)],
-                              y.shape)
+            zy = Zf.reshape(-1)[_np_label_flat_k(y, K, validate)]
+            np.exp(Zf, out=Zf)
+            ell = np.log(_np_class_sum(Zf))
+            ell -= zy
+            ell = ell.reshape(y.shape)
             if mask is not None:
                 ell *= mask
             out = np.sum(ell, axis=-1) / client_counts(xp, X, mask)
@@ -254,9 +302,9 @@ class SoftmaxRegression:
         if validate:
             self._check_many(xp, W, X, y, mask)
         if xp is NUMPY_NAMESPACE:
-            Pt = _np_probs_t(_np_logits_t(W, X, self.n_classes))
-            Pt.reshape(-1)[_np_label_flat(y, self.n_classes, validate)] -= 1.0
-            g = _np_xt_times(X, Pt, client_counts(xp, X, mask), mask)
+            Pk = _np_probs_k(_np_logits_t(W, X, self.n_classes))
+            Pk.reshape(-1)[_np_label_flat_k(y, self.n_classes, validate)] -= 1.0
+            g = _np_xt_times(X, Pk, client_counts(xp, X, mask), mask)
             return g + self.l2 * W if self.l2 else g
         R = self._probs_many(xp, W, X) - one_hot_labels(xp, y, self.n_classes, X.dtype,
                                                         validate)
@@ -277,12 +325,13 @@ class SoftmaxRegression:
             if validate:
                 np_label_index(y, self.n_classes)
             K = self.n_classes
-            Pt = _np_probs_t(_np_logits_t(W, X, K))
-            Rt = _np_logits_t(V, X, K)                    # Uᵀ
-            Rt *= Pt                                      # P ⊙ U
-            Pt *= np.sum(Rt, axis=-2, keepdims=True)      # P ⊙ ((P ⊙ U) 1)
-            Rt -= Pt                                      # A(p_j) u_j, eq. (SM-2)
-            hv = _np_xt_times(X, Rt, client_counts(xp, X, mask), mask)
+            Pk = _np_probs_k(_np_logits_t(W, X, K))
+            Rk = _np_logits_t(V, X, K)                    # U, class-leading
+            Rk *= Pk                                      # P ⊙ U
+            Pf = Pk.reshape(K, -1)
+            Pf *= _np_class_sum(Rk.reshape(K, -1))        # P ⊙ ((P ⊙ U) 1)
+            Rk -= Pk                                      # A(p_j) u_j, eq. (SM-2)
+            hv = _np_xt_times(X, Rk, client_counts(xp, X, mask), mask)
             return hv + self.l2 * V if self.l2 else hv
         if validate:
             check_labels(xp, y, self.n_classes)
@@ -308,6 +357,10 @@ class SoftmaxRegression:
     def smoothness(self, X: Any, y: Any) -> float:
         """L = ‖X‖₂²/(2m) + l2 (theory/models.md, Prop. SM-1)."""
         return design_norms(X).spec2_over_m / 2.0 + self.l2
+
+    def sample_smoothness(self, X: Any, y: Any) -> np.ndarray:
+        """L_j = ‖x_j‖²/2 + l2 of every one-row objective, shape X.shape[:-1] (eq. (M-4))."""
+        return row_sq_norms(X) / 2.0 + self.l2
 
     def hessian_lipschitz(self, X: Any, y: Any) -> float:
         """ρ = min(max_j‖x_j‖‖X‖₂²/m, (1/m)Σ‖x_j‖³)/√2 (Prop. SM-2)."""

@@ -26,7 +26,7 @@ import numpy as np
 from persafl_np.backend import array_namespace, to_device_like
 from persafl_np.personalization.sampling import BatchSampler
 
-__all__ = ["CohortData", "CohortUpdate", "Kernels", "ManyStep", "local_update_many"]
+__all__ = ["CohortData", "CohortUpdate", "FullBatches", "Kernels", "ManyStep", "local_update_many"]
 
 
 class ManyStep(NamedTuple):
@@ -42,6 +42,12 @@ class ManyStep(NamedTuple):
     n_inner: Any = 0
     resid: Any = 0.0
     warm: Any = None
+
+
+class FullBatches(list):
+    """The ``batches`` argument of ``step_many`` for a full-batch step: ``[(X, y, mask)] * 3``,
+    every batch being all of each row's client data (padded, with ``mask``). A plain list
+    holds mini-batches; oracles may tell the two apart (the Moreau envelope's inner L)."""
 
 
 class CohortUpdate(NamedTuple):
@@ -196,15 +202,18 @@ def local_update_many(
         if record:
             idx_list.extend([None] * C)
     else:
-        # one (Q·k, b) draw per job, in job order within each client's own stream
-        per = [samplers[c].take(int(data.m[i]), batch_size, Q * k) for c, i in
-               enumerate(clients.tolist())]
-        if record:
-            idx_list.extend(per)
-        G = np.stack(per) + data.off[clients][:, None, None]   # (C, Q·k, b)
-        # one gather for the whole job, laid out (Q·k, C, b, d) so that every step's batch
-        # XB[s] is a C-contiguous (C, b, d) block (the kernels' grouping guarantee needs it)
-        XB, YB = data.rows(np.ascontiguousarray(G.transpose(1, 0, 2)))
+        # one (Q·k, b) draw per job, in job order within each client's own stream, written
+        # into a (Q·k, C, b) index array so that the single gather below lays the rows out
+        # (Q·k, C, b, d): every step's batch XB[s] is a C-contiguous (C, b, d) block (the
+        # kernels' grouping guarantee needs it)
+        G = np.empty((Q * k, C, batch_size), dtype=np.int64)
+        mc, oc = data.m[clients].tolist(), data.off[clients].tolist()
+        for c in range(C):
+            idx = samplers[c].take(mc[c], batch_size, Q * k)
+            if record:
+                idx_list.append(idx)
+            np.add(idx, oc[c], out=G[:, c, :])
+        XB, YB = data.rows(G)
     noise = None
     p = int(U.shape[1])
     if sigma > 0.0:
@@ -217,15 +226,20 @@ def local_update_many(
     n_inner: Any = 0
     resid = np.zeros(C, dtype=np.float64)
     Y = U
+    on_numpy = type(U) is np.ndarray
     for q in range(Q):
         if full:
-            batches = [(Xf, yf, mf)] * 3  # D = D′ = D″ = all rows (any oracle)
+            batches = FullBatches([(Xf, yf, mf)] * 3)  # D = D′ = D″ = all rows (any oracle)
         else:
             batches = [(XB[q * k + j, ...], YB[q * k + j, ...], None) for j in range(k)]
         s = oracle.step_many(kern, Y, batches, warm)
         g = s.g if noise is None else s.g + noise[:, q, :]
         if rho:
             Y = Y - eta * (g + rho * (Y - U))
+        elif on_numpy:
+            # Y − ηg into the fresh temporary ηg (same two roundings, one allocation fewer)
+            t = np.multiply(g, eta)
+            Y = np.subtract(Y, t, out=t)
         else:
             Y = Y - eta * g
         n_grad = _add(n_grad, s.n_grad)

@@ -69,10 +69,22 @@ class BatchSampler:
         """
         if b is None or b >= m:
             return None
-        out = np.empty((k, b), dtype=np.int64)
         perm, pos = self.perm, self.pos
         if perm is not None and self.m != m:
             raise ValueError(f"BatchSampler: the client's row count changed ({self.m} -> {m})")
+        if k < 1:
+            return np.empty((0, b), dtype=np.int64)
+        if perm is None or pos + b > m:
+            self._new_pass(m)
+            perm, pos = self.perm, 0
+        if pos + k * b <= m:
+            # the common case: the whole request lies in the current pass (a read-only view;
+            # passes are replaced, never modified)
+            self.pos = pos + k * b
+            out = perm[pos:pos + k * b].reshape(k, b)
+            out.flags.writeable = False
+            return out
+        out = np.empty((k, b), dtype=np.int64)
         j = 0
         while j < k:
             if perm is None or pos + b > m:

@@ -260,3 +260,23 @@ def test_cohort_shape_and_mask_errors(kind):
         model.predict_many(W[:, :-1], X)
     with pytest.raises(ValueError, match="X must be 3-D"):
         model.predict_many(W, X[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("m", [1, 2, 20])
+def test_softmax_many_classes_grouping_at_one_row(dtype, m):
+    """K = 10 ≥ 8 classes: NumPy sums 8+ contiguous values pairwise, but the cohort kernels sum
+    the classes of every sample sequentially (models/softmax.py, _np_class_sum); a cohort whose
+    only sample is one row (n·m = 1) must give the bits it gives inside a larger cohort."""
+    rng = np.random.default_rng(5)
+    model, C, d = SoftmaxRegression(10), 4, 3
+    X = (rng.normal(size=(C, m, d)) * 3).astype(dtype)
+    y = rng.integers(0, 10, (C, m))
+    W = (rng.normal(size=(C, d * 10)) * 3).astype(dtype)
+    V = rng.normal(size=(C, d * 10)).astype(dtype)
+    full = _batched(model, W, V, X, y, None)
+    for c in range(C):
+        one = _batched(model, W[c:c + 1], V[c:c + 1], X[c:c + 1], y[c:c + 1], None)
+        for a, b in zip(one, full, strict=True):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a[0], b[c])
