@@ -19,9 +19,10 @@ Rows, each timed in its own subprocess (so peak RSS is per row), interleaved and
 * ``al_theorem`` — PersA-FL AL, theorem mode, τ = 10 (policy ``max``);
 * ``maml_exact`` / ``maml_fo`` — PersA-FL with MAML clients (α = 0.01), event mode;
 * ``moreau_k5``  — PersA-FL with Moreau-envelope clients (λ = 15, K = 5 inner GD steps, the
-  inner L of every batch from its spectral norm, as the oracle's default), event mode;
-* ``moreau_k5_fixedL`` — the same with ``smoothness`` = the per-sample bound max_j‖x_j‖²/2, valid
-  for every batch (pFedMe's fixed personal learning rate): no spectral norm per step.
+  inner L of every batch the mean of its per-sample constants ‖x_j‖²/2, the oracle's default,
+  theory/personalization.md eq. (ME-13)), event mode;
+* ``moreau_k5_fixedL`` — the same with ``smoothness`` = the per-sample bound max_j‖x_j‖²/2 over
+  all clients, valid for every batch (pFedMe's fixed personal learning rate).
 
 Printed per row: client updates/s (jobs finished per second of training wall time; evaluation
 excluded, it is outside the clock), local steps/s, gradient-equivalents/s (model gradients +

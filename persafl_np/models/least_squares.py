@@ -26,6 +26,7 @@ from persafl_np.models.base import (
     linear_num_params,
     linear_residual,
     refuse_dense,
+    row_sq_norms,
 )
 from persafl_np.models.cohort import (
     check_cohort,
@@ -144,6 +145,10 @@ class LeastSquares:
         Xn = to_numpy(X)
         s = np.linalg.norm(Xn, 2) if Xn.size else 0.0
         return float(s * s / Xn.shape[0] + self.l2)
+
+    def sample_smoothness(self, X: Any, y: Any) -> np.ndarray:
+        """L_j = ‖x_j‖² + l2 of every one-row objective, shape X.shape[:-1] (eq. (M-4))."""
+        return row_sq_norms(X) + self.l2
 
     def hessian_lipschitz(self, X: Any, y: Any) -> float:
         """ρ = 0: the Hessian does not depend on w (theory/models.md, Prop. LS-1)."""

@@ -36,6 +36,7 @@ from persafl_np.models.base import (
     linear_init_params,
     linear_num_params,
     refuse_dense,
+    row_sq_norms,
 )
 from persafl_np.models.cohort import (
     check_cohort,
@@ -197,6 +198,10 @@ class LogisticRegression:
     def smoothness(self, X: Any, y: Any) -> float:
         """L = ‖X‖₂²/(4m) + l2 + 2ν (theory/models.md, Prop. LR-1)."""
         return design_norms(X).spec2_over_m / 4.0 + self.l2 + GM2_MAX * self.nonconvex
+
+    def sample_smoothness(self, X: Any, y: Any) -> np.ndarray:
+        """L_j = ‖x_j‖²/4 + l2 + 2ν of every one-row objective, shape X.shape[:-1] (eq. (M-4))."""
+        return row_sq_norms(X) / 4.0 + (self.l2 + GM2_MAX * self.nonconvex)
 
     def hessian_lipschitz(self, X: Any, y: Any) -> float:
         """ρ = min(max_j‖x_j‖‖X‖₂²/m, (1/m)Σ‖x_j‖³)/(6√3) + ν·GM3_MAX (Prop. LR-2)."""

@@ -383,6 +383,10 @@ class MLP:
         """∞: no global L exists for any data set (theory/models.md, Prop. MLP-1)."""
         return math.inf
 
+    def sample_smoothness(self, X: Any, y: Any) -> np.ndarray:
+        """∞ for every row: no one-row objective has a global L either (Prop. MLP-1)."""
+        return np.full(tuple(X.shape[:-1]), math.inf)
+
     def hessian_lipschitz(self, X: Any, y: Any) -> float:
         """∞: the Hessian is not globally Lipschitz for any data set (Prop. MLP-1)."""
         return math.inf

@@ -31,6 +31,7 @@ from persafl_np.models.base import (
     linear_num_params,
     linear_residual,
     refuse_dense,
+    row_sq_norms,
 )
 from persafl_np.models.cohort import (
     check_cohort,
@@ -141,6 +142,10 @@ class RobustRegression:
     def smoothness(self, X: Any, y: Any) -> float:
         """L = 2‖X‖₂²/m + l2 (theory/models.md, Prop. RR-1)."""
         return GM2_MAX * design_norms(X).spec2_over_m + self.l2
+
+    def sample_smoothness(self, X: Any, y: Any) -> np.ndarray:
+        """L_j = 2‖x_j‖² + l2 of every one-row objective, shape X.shape[:-1] (eq. (M-4))."""
+        return GM2_MAX * row_sq_norms(X) + self.l2
 
     def hessian_lipschitz(self, X: Any, y: Any) -> float:
         """ρ = GM3_MAX·min(max_j‖x_j‖‖X‖₂²/m, (1/m)Σ‖x_j‖³) (Prop. RR-2)."""

@@ -13,10 +13,15 @@ achieved ‖∇h(θ̃)‖ so the caller can bound the gradient error (eq. (ME-6)
 
 Smoothness L: ``MoreauEnvelope(smoothness=L)`` uses that number for every inner problem (the
 caller must make it valid for every mini-batch objective f_i(·; D), e.g. a per-sample bound;
-note that the full-data L of a client need *not* bound a mini-batch's L). Without it, L is
-``model.smoothness`` of the batch at hand, computed once per oracle call (for least squares one
-spectral norm of the b×d batch: cheap for small b, O(m d²) for a full batch of m samples — pass
-``smoothness=`` in that case).
+note that the full-data L of a client need *not* bound a mini-batch's L). Without it:
+
+* a mini-batch step (eq. (ME-9)) on rows D uses L_D = (1/|D|) Σ_{j∈D} L_j, the mean of the
+  model's per-sample constants ``model.sample_smoothness`` (eq. (M-4)): a valid L for
+  f_i(·; D) by eq. (ME-13), O(|D| d) and no spectral norm per step. A model without
+  ``sample_smoothness`` gets ``model.smoothness`` of the batch (one spectral norm per call);
+* a full-batch step and the full-data methods (``prox``, ``value``, ``grad``, ``personalize``
+  and their cohort forms) use ``model.smoothness`` of the client's data (exact for least
+  squares); the evaluator computes it once per run (``smoothness_many``).
 
 λ ≤ L is rejected for non-convex models: h is then not strongly convex, the prox point may be
 non-unique and F_i need not be differentiable (eq. (ME-4) breaks down).
@@ -34,7 +39,7 @@ import numpy as np
 from persafl_np.backend import array_namespace, take_rows, to_device_like, to_numpy
 from persafl_np.models.base import Model
 from persafl_np.personalization.base import OracleStep, PersonalizedConstants, sample_batch
-from persafl_np.personalization.cohort import ManyStep
+from persafl_np.personalization.cohort import FullBatches, ManyStep
 
 __all__ = [
     "DEFAULT_INNER_TOL",
@@ -233,6 +238,16 @@ def _check_pos_or_none(v: Any, name: str, allow_zero: bool = False) -> float | N
     return f
 
 
+def _finite_smoothness(L: float) -> float:
+    """``L`` itself; ``ValueError`` when it is infinite or NaN (e.g. the MLP, Prop. MLP-1)."""
+    if not math.isfinite(L):
+        raise ValueError(
+            "model.smoothness is infinite on this data; pass MoreauEnvelope(smoothness=L) "
+            "with a finite L valid for every batch"
+        )
+    return L
+
+
 @dataclass(frozen=True)
 class MoreauEnvelope:
     """Moreau-envelope oracle (see the module docstring).
@@ -303,23 +318,25 @@ class MoreauEnvelope:
 
     def _smoothness(self, model: Model, X: Any, y: Any) -> float:
         L = self.smoothness if self.smoothness is not None else float(model.smoothness(X, y))
-        if not math.isfinite(L):
-            raise ValueError(
-                "model.smoothness is infinite on this data; pass MoreauEnvelope(smoothness=L) "
-                "with a finite L valid for every batch"
-            )
-        return L
+        return _finite_smoothness(L)
+
+    def _step_smoothness(self, model: Model, X: Any, y: Any) -> float:
+        """L_D of a step's batch: ``smoothness`` if set, else the per-sample mean (ME-13)."""
+        if self.smoothness is not None or not hasattr(model, "sample_smoothness"):
+            return self._smoothness(model, X, y)
+        return _finite_smoothness(float(np.mean(model.sample_smoothness(X, y))))
 
     def _solve(
         self, model: Model, w: Any, X: Any, y: Any, theta0: Any, max_steps: int, tol: float | None,
-        method: str | None = None,
+        method: str | None = None, L: float | None = None,
     ) -> tuple[ProxResult, float]:
         method = self.inner if method is None else method
         if method == "nesterov" and not model.is_convex():
             raise ValueError(
                 "inner='nesterov' needs a convex model (model.is_convex() is False); use inner='gd'"
             )
-        L = self._smoothness(model, X, y)
+        if L is None:
+            L = self._smoothness(model, X, y)
         try:
             self.strong_convexity(model, L)
         except ValueError as exc:
@@ -371,7 +388,11 @@ class MoreauEnvelope:
     ) -> OracleStep:
         """Mini-batch prox (one draw D): g = λ(w − θ̃_D), θ̃_D ≈ prox of f_i(·; D) (eq. (ME-9))."""
         idx = sample_batch(rng, X.shape[0], batch_size)
-        res = self.prox(model, w, take_rows(X, idx), take_rows(y, idx), warm)
+        Xb, yb = take_rows(X, idx), take_rows(y, idx)
+        # full batch: the exact L of the client's data; a mini-batch: the bound (ME-13)
+        L = None if isinstance(idx, slice) else self._step_smoothness(model, Xb, yb)
+        res = self._solve(model, w, Xb, yb, self._start(w, warm), self.max_steps, self.tol,
+                          L=L)[0]
         return OracleStep(
             g=self.lam * (w - res.theta),
             n_grad=res.n_grad,
@@ -404,19 +425,41 @@ class MoreauEnvelope:
             for c in range(C):
                 n = Xn.shape[1] if mn is None else int(mn[c].sum())
                 L[c] = self._smoothness(model, Xn[c, :n], yn[c, :n])
+        self._check_solver(model, L)
+        return L
+
+    def step_smoothness_many(self, model: Model, X: Any, y: Any, mask: Any) -> np.ndarray:
+        """L_D of every row's step batch, as :meth:`step` computes it: ``smoothness`` if set,
+        else the mean of ``model.sample_smoothness`` over row c's real rows (eq. (ME-13)), else
+        :meth:`smoothness_many`; checked as in the single-client path."""
+        if self.smoothness is not None or not hasattr(model, "sample_smoothness"):
+            return self.smoothness_many(model, X, y, mask)
+        Lj = model.sample_smoothness(X, y)                               # (C, m)
+        if mask is None:
+            L = np.mean(Lj, axis=-1)
+        else:
+            mn = np.asarray(to_numpy(mask), dtype=np.float64)
+            L = np.sum(Lj * mn, axis=-1) / np.sum(mn, axis=-1)
+        _finite_smoothness(float(np.max(L)))
+        self._check_solver(model, L)
+        return L
+
+    def _check_solver(self, model: Model, L: np.ndarray) -> None:
         if self.inner == "nesterov" and not model.is_convex():
             raise ValueError(
                 "inner='nesterov' needs a convex model (model.is_convex() is False); use inner='gd'"
             )
-        for Lc in np.unique(L).tolist():
-            self.strong_convexity(model, Lc)
-        return L
+        if not model.is_convex():
+            self.strong_convexity(model, float(np.max(L)))
 
     def step_many(self, kern: Any, Y: Any, batches: list, warm: Any = None) -> ManyStep:
         """eq. (ME-9) for a cohort: G[c] = λ(Y[c] − θ̃_c), θ̃_c from the stacked inner solver
         started at warm[c] (``warm_start``) or Y[c]; each row stops on its own tolerance."""
         X, y, mask = batches[0]
-        L = self.smoothness_many(kern.model, X, y, mask)
+        if isinstance(batches, FullBatches):
+            L = self.smoothness_many(kern.model, X, y, mask)
+        else:
+            L = self.step_smoothness_many(kern.model, X, y, mask)
         theta0 = warm if (warm is not None and self.warm_start) else Y
         res = solve_prox_many(kern, Y, X, y, mask, self.lam, L, theta0=theta0,
                               method=self.inner, max_steps=self.max_steps, tol=self.tol)
