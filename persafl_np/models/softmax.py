@@ -168,7 +168,7 @@ def _np_xt_times(X: np.ndarray, Rk: np.ndarray, n: Any, mask: Any) -> np.ndarray
         Rk *= mask
     G = X.transpose(0, 2, 1) @ Rk.transpose(1, 2, 0)
     G /= n if mask is None else n[:, None, None]
-    return np.reshape(G, (X.shape[0], -1))
+    return G.reshape(X.shape[0], -1)
 
 
 @dataclass(frozen=True)

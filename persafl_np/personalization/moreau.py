@@ -190,9 +190,17 @@ def solve_prox_many(
         mom_all = xp.asarray(to_device_like((1.0 - q) / (1.0 + q), W), dtype=W.dtype)[:, None]
         mom, x_prev = mom_all, theta
     k = 0
+    on_np = type(W) is np.ndarray
     while True:
-        gh = kern.grad(theta, Xa, ya, ma) + lam * (theta - Wa)
-        r = np.asarray(to_numpy(xp.sqrt(xp.sum(gh * gh, axis=1))), dtype=np.float64)
+        if on_np:
+            # ∇h = ∇f(θ) + λ(θ − w) and its row norms, temporaries reused (same arithmetic)
+            t = theta - Wa
+            t *= lam
+            gh = np.add(kern.grad(theta, Xa, ya, ma), t, out=t)
+            r = np.sqrt(np.add.reduce(gh * gh, axis=1)).astype(np.float64, copy=False)
+        else:
+            gh = kern.grad(theta, Xa, ya, ma) + lam * (theta - Wa)
+            r = np.asarray(to_numpy(xp.sqrt(xp.sum(gh * gh, axis=1))), dtype=np.float64)
         done = (r <= tol_v) | (k >= max_steps) | ~np.isfinite(r)
         if done.any():
             for j in np.flatnonzero(done).tolist():
@@ -210,7 +218,18 @@ def solve_prox_many(
             ma = None if ma is None else take(ma)
             if method == "nesterov":
                 mom, x_prev = take(mom), take(x_prev)
-        if method == "nesterov":
+        if on_np:
+            # fresh arrays only: θ starts as the caller's W or θ₀, which must not change
+            x_new = np.multiply(step, gh)
+            np.subtract(theta, x_new, out=x_new)
+            if method == "nesterov":
+                t = np.subtract(x_new, x_prev)
+                np.multiply(mom, t, out=t)
+                theta = np.add(x_new, t, out=t)
+                x_prev = x_new
+            else:
+                theta = x_new
+        elif method == "nesterov":
             x_new = theta - step * gh
             theta = x_new + mom * (x_new - x_prev)
             x_prev = x_new
@@ -436,10 +455,10 @@ class MoreauEnvelope:
             return self.smoothness_many(model, X, y, mask)
         Lj = model.sample_smoothness(X, y)                               # (C, m)
         if mask is None:
-            L = np.mean(Lj, axis=-1)
+            L = np.add.reduce(Lj, axis=-1) / Lj.shape[-1]
         else:
             mn = np.asarray(to_numpy(mask), dtype=np.float64)
-            L = np.sum(Lj * mn, axis=-1) / np.sum(mn, axis=-1)
+            L = np.add.reduce(Lj * mn, axis=-1) / np.add.reduce(mn, axis=-1)
         _finite_smoothness(float(np.max(L)))
         self._check_solver(model, L)
         return L

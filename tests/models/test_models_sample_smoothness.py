@@ -9,6 +9,7 @@ from model_cases import FINITE_KINDS, KINDS, make_case, random_params
 
 from persafl_np.checks import check_smoothness
 from persafl_np.models import LeastSquares
+from persafl_np.models.base import row_sq_norms
 
 #: (ME-13) is an inequality of real numbers; the float64 mean may round below it by ~1e-16.
 RTOL = 1e-12
@@ -71,3 +72,16 @@ def test_full_data_L_does_not_bound_a_batch():
     L_D = np.linalg.eigvalsh(X[D].T @ X[D] / b)[-1]
     assert L_D > 5 * L_full
     assert L_D <= np.mean(model.sample_smoothness(X[D], y[D])) * (1 + RTOL)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 1, 5), (7, 20, 61), (2, 33, 100), (5, 4, 8)])
+def test_row_sq_norms_do_not_depend_on_the_other_rows(shape):
+    """Bit-identical per row alone and inside any array (the Moreau inner step size of a cohort
+    row must not depend on its cohort, theory/models.md §CO)."""
+    rng = np.random.default_rng(sum(shape))
+    X = rng.normal(size=shape) * rng.pareto(1.0, size=shape[:-1] + (1,))
+    full = row_sq_norms(X)
+    for c in range(shape[0]):
+        np.testing.assert_array_equal(row_sq_norms(X[c:c + 1])[0], full[c])
+        for j in range(shape[1]):
+            np.testing.assert_array_equal(row_sq_norms(X[c, j:j + 1])[0], full[c, j])
