@@ -108,7 +108,8 @@ class Oracle(Protocol):
 
     def step_many(self, kern: Any, Y: Any, batches: list, warm: Any = None) -> Any:
         """``step`` for a cohort: Y (C, p), ``batches`` a list of stacked (X, y, mask) in draw
-        order; returns a :class:`~persafl_np.personalization.cohort.ManyStep`. Row c must
+        order (a :class:`~persafl_np.personalization.cohort.FullBatches` for a full-batch
+        step); returns a :class:`~persafl_np.personalization.cohort.ManyStep`. Row c must
         equal ``step`` of client c on the same batches (checked by ``check_oracle``)."""
         ...
 
