@@ -29,8 +29,14 @@ def test_estimate_scales_and_small_runs_pass():
     check_fits(_cfg(n_clients=10), available=10**9)
     with pytest.raises(ValueError, match="only 1 MB is available"):
         check_fits(_cfg(n_clients=1000), available=10**6)
-    # a data set passed in is not counted again
-    check_fits(_cfg(n_clients=1000), available=10**8, data_built=True)
+    # a data set passed in is not counted again (the engine's concatenated copy of its
+    # training rows, ``layout``, still is: per-client arrays are not stored back to back)
+    est = estimate(_cfg(n_clients=1000))
+    assert est["layout"] > 0.9 * est["data"] - 1000 * 1024
+    check_fits(_cfg(n_clients=1000), available=est["total"] - est["data"], data_built=True)
+    with pytest.raises(ValueError, match="layout"):
+        check_fits(_cfg(n_clients=1000), available=est["total"] - est["data"] - 1,
+                   data_built=True)
 
 
 def test_shared_design_counted_once_and_largest_T_does_not_overflow():
