@@ -14,8 +14,8 @@
 * ``store``: model versions kept (τ + 2 in theorem mode, 2 in event mode) and the models or
   results of the jobs in flight (≤ τ + 1, resp. C = concurrency), p parameters each, plus
   per-client models for ``local`` and Moreau warm starts (n·p each);
-* ``streams``: one batch generator per client when mini-batches are drawn (~1.5 KiB each,
-  measured at 10⁵ clients);
+* ``streams``: one parked batch sampler per client when mini-batches are drawn (~1 KiB each
+  with its permutation and dict entry, measured at 10⁵ clients);
 * ``cohort``: the buffers of one cohort of ``cohort_size`` jobs — the (Q·k, C, b, d + 1) gather of
   its mini-batch rows and ~8 (C, p) blocks (pulled models, iterates, gradients, results) — and of
   one evaluation chunk (EVAL_CHUNK clients padded to the mean client size, at most
@@ -43,7 +43,7 @@ from typing import Any
 __all__ = ["available_bytes", "check_fits", "estimate", "estimate_parts"]
 
 _PER_CLIENT_OBJECTS = 1024
-_PER_STREAM = 1536
+_PER_STREAM = 1024
 #: trace row (49 B) + job row (40 B), ×2 spare capacity, ×2 result columns
 _PER_ARRIVAL = 4 * (49 + 40)
 _EVAL_CHUNK = 256

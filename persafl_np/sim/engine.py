@@ -222,6 +222,8 @@ class _Run:
         self.kern = Kernels(problem.model)
         self.evaluator = Evaluator(problem, self.data)
         self.full_chunk = padded_chunk(self.data, self.cohort_size)
+        self.m_list = self.data.m.tolist()
+        self.noise = bool(getattr(problem.oracle, "adds_noise", False))
         self.zeros = self.xp.zeros_like(problem.w0)
 
     # -- helpers
@@ -270,20 +272,25 @@ class _Run:
                     if len(group) >= cs:
                         break
         b = self.alg.batch_size
+        fc, noise = self.full_chunk, self.noise
         if b is None:
-            for a in range(0, len(group), self.full_chunk):
-                self._compute_group(group[a:a + self.full_chunk])
+            for a in range(0, len(group), fc):
+                self._compute_group(group[a:a + fc], noise)
             return
-        m = self.data.m
+        m = self.m_list
         mini = [j for j in group if m[j] > b]
-        full = [j for j in group if m[j] <= b]
+        if len(mini) < len(group):
+            # full batches are padded to the run's largest client: bound the (C, m_max, d)
+            # gather
+            full = [j for j in group if m[j] <= b]
+            for a in range(0, len(full), fc):
+                self._compute_group(full[a:a + fc], noise)
         if mini:
-            self._compute_group(mini)
-        # full batches are padded to the run's largest client: bound the (C, m_max, d) gather
-        for a in range(0, len(full), self.full_chunk):
-            self._compute_group(full[a:a + self.full_chunk])
+            self._compute_group(mini, True)
 
-    def _compute_group(self, g: list[int]) -> None:
+    def _compute_group(self, g: list[int], draws: bool) -> None:
+        """One layout group (theory/simulator.md §3.1); ``draws``: its jobs use their clients'
+        streams (mini-batches or noise), so their samplers are needed."""
         pend, warm, xp = self.pending, self.warm, self.xp
         us = [pend.pop(j) for j in g]
         U = np.stack(us) if type(us[0]) is np.ndarray else xp.stack(us)
@@ -294,7 +301,8 @@ class _Run:
         alg = self.alg
         res = local_update_many(
             self.problem.oracle, self.kern, self.data, np.asarray(g, dtype=np.int64), U,
-            [self._sampler(j) for j in g], alg.Q, alg.eta, alg.batch_size, alg.prox, W0,
+            [self._sampler(j) for j in g] if draws else None, alg.Q, alg.eta, alg.batch_size,
+            alg.prox, W0,
             self.record,
         )
         ng, nh, ni = res.n_grad.tolist(), res.n_hvp.tolist(), res.n_inner.tolist()
@@ -374,7 +382,7 @@ class _Run:
                 if r is None:
                     if i not in pending:  # theorem mode, replay: the job starts at its arrival
                         pending[i] = store[pulled] if pull is None else pull(state, i)
-                        if ahead is not None:  # theorem mode: coming jobs computable now
+                        if ahead is not None:  # theorem mode, replay: coming jobs computable now
                             for j, pj in ahead(v_before, state.count, i):
                                 pending[j] = store[pj] if pull is None else pull(state, j)
                     compute(i)
