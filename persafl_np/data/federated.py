@@ -39,7 +39,7 @@ import numpy as np
 from persafl_np.atomic import atomic_write_npz
 from persafl_np.data.arguments import check_int
 
-__all__ = ["ClientData", "FederatedDataset", "check_client_labels", "packed_rows"]
+__all__ = ["ClientData", "FederatedDataset", "check_client_labels", "packed_rows", "packed_view"]
 
 #: Version of the ``.npz`` layout written by :meth:`FederatedDataset.save`.
 FORMAT_VERSION = 1
@@ -419,6 +419,17 @@ def _consecutive_view(arrays: list) -> np.ndarray | None:
     return v
 
 
+def packed_view(arrays: list) -> np.ndarray | None:
+    """The read-only (N, ...) view over ``arrays`` when they are consecutive rows of one
+    C-contiguous NumPy array (what :func:`packed_rows` returns without copying), else None."""
+    if not all(type(a) is np.ndarray for a in arrays):
+        return None
+    v = _consecutive_view(arrays)
+    if v is None or v.shape[0] != sum(int(a.shape[0]) for a in arrays):
+        return None
+    return v
+
+
 def packed_rows(arrays: list) -> Any:
     """The clients' arrays (one namespace, dtype and trailing shape) stacked along axis 0, in
     order: the *concatenated layout* of the cohort engine (rows of client c at
@@ -428,10 +439,8 @@ def packed_rows(arrays: list) -> Any:
     of one array, or a data set stored packed) the result is a read-only view — the data is
     held once —, else one concatenated copy."""
     if all(type(a) is np.ndarray for a in arrays):
-        v = _consecutive_view(arrays)
-        if v is not None and v.shape[0] == sum(int(a.shape[0]) for a in arrays):
-            return v
-        return np.concatenate(arrays, axis=0)
+        v = packed_view(arrays)
+        return np.concatenate(arrays, axis=0) if v is None else v
     from persafl_np.backend import array_namespace
 
     return array_namespace(*arrays[:1]).concat(list(arrays), axis=0)

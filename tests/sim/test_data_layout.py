@@ -84,3 +84,24 @@ def test_run_and_float32_cast_hold_the_data_once():
     a = run(p32, alg, spec, T=20, seed=1, eval_every=5)
     b = run(p_sep, alg, spec, T=20, seed=1, eval_every=5)
     assert a.digest() == b.digest()
+
+
+def test_data_digest_is_layout_independent_and_sees_every_byte():
+    from persafl_np.fingerprint import data_digest
+
+    X, y, cl = _sliced([3, 5, 2], d=4)
+    packed = Problem.build(SoftmaxRegression(3), Plain(), cl, seed=0)
+    sep = Problem.build(SoftmaxRegression(3), Plain(), [(a.copy(), b.copy()) for a, b in cl],
+                        seed=0)
+    assert data_digest(packed) == data_digest(sep)
+    # the same bytes split between other clients are other data
+    moved = [(X[0:4], y[0:4]), (X[4:8], y[4:8]), (X[8:10], y[8:10])]
+    assert data_digest(Problem.build(SoftmaxRegression(3), Plain(), moved, seed=0)) != \
+        data_digest(packed)
+    X2 = X.copy()
+    X2[9, 3] += 1e-12
+    flipped = [(X2[0:3], y[0:3]), (X2[3:8], y[3:8]), (X2[8:10], y[8:10])]
+    assert data_digest(Problem.build(SoftmaxRegression(3), Plain(), flipped, seed=0)) != \
+        data_digest(packed)
+    f32 = Problem.build(SoftmaxRegression(3), Plain(), cl, seed=0, dtype="float32")
+    assert data_digest(f32) != data_digest(packed)
