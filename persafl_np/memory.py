@@ -21,7 +21,8 @@
   one evaluation chunk (EVAL_CHUNK clients padded to the mean client size, at most
   sim.evaluation.PADDED_BYTES, train and test);
 * ``trace``: the per-arrival and per-job rows (structured arrays: trace + jobs row bytes, ×2 for
-  the growing buffer's spare capacity and ×2 for the result's columns) for the expected number of
+  the growing buffer's spare capacity and ×1 for the result's columns, made after the run
+  state is released) for the expected number of
   arrivals (``max_arrivals``, else T × arrivals per server step / (1 − dropout));
 * ``eval``: the gradients of one evaluation chunk and their running sums (3·min(n, 256)·p).
 
@@ -44,8 +45,8 @@ __all__ = ["available_bytes", "check_fits", "estimate", "estimate_parts"]
 
 _PER_CLIENT_OBJECTS = 1024
 _PER_STREAM = 1024
-#: trace row (49 B) + job row (40 B), ×2 spare capacity, ×2 result columns
-_PER_ARRIVAL = 4 * (49 + 40)
+#: trace row (49 B) + job row (40 B), ×2 spare capacity, ×1 result columns
+_PER_ARRIVAL = 3 * (49 + 40)
 _EVAL_CHUNK = 256
 _PADDED_BYTES = 64 * 2**20  # sim.evaluation.PADDED_BYTES
 _COHORT_BLOCKS = 8
