@@ -6,12 +6,10 @@
    (a) a null oracle (g = 0, no arithmetic: the engine's own cost — heap, clock, staleness,
        model store, server rule, trace recording) and
    (b) a trivial model (least squares, d = 1, one sample per client);
-2. per-event cost at n = 100, 10 000, 100 000 clients (all in flight, exponential job times),
-   measured as the slope between two run lengths so one-off setup (the n initial dispatches)
-   cancels;
-4. (``--big``) the issue-9 memory goal: 100 000 clients × 610 parameters (softmax, 61 features,
-   10 classes, 20 rows each), all in flight, Pareto(1.5) job times, plain clients, Q = 1,
-   batch 10, ``--big-arrivals`` arrivals (default 10⁶): peak RSS and wall time.
+2. per-event cost at n = 100, 1 000, 10 000, 100 000 clients (all in flight, exponential job
+   times), in steady state, measured as the slope between two run lengths so one-off setup (the
+   n initial dispatches) cancels; wall and CPU time (the CPU figure is less disturbed by other
+   processes; the load average is printed);
 3. end to end: PersA-FL with exact-MAML clients (α = 0.01), softmax regression on FedProx
    Synthetic(0.5, 0.5), 100 clients, Q = 5, η = 0.01, β = 1, batch 10, concurrency 10
    (FedBuff-style; with all 100 clients in flight the mean staleness is ≈ 94 and β = 1 is far
@@ -20,12 +18,16 @@
    (included in the wall time), d = 60 features (the FedProx recipe; DataConfig's default for
    fedprox_synthetic). Earlier versions of this script ran with d = 10, where the global
    softmax's minimum is F* ≈ 2.105 (L-BFGS, seed 0; client-mean accuracy 0.25): F ≈ 2.1 there is
-   the optimum, not a stall; at d = 60, F* ≈ 0.54 (experiments/README.md, "Investigation").
+   the optimum, not a stall; at d = 60, F* ≈ 0.54 (experiments/README.md, "Investigation");
+4. the 10⁵-client memory goal moved to benchmarks/bench_scale.py;
+5. replay speed-up: a recorded event-mode run (100 clients, all in flight) replayed row by row
+   (cohort_size = 1) and with the cohort look-ahead (default), interleaved, CPU time.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import time
 from dataclasses import dataclass
@@ -75,12 +77,11 @@ def _rate(prob: Problem, spec, T: int) -> float:  # noqa: ANN001
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller sizes (smoke run)")
-    ap.add_argument("--big", action="store_true", help="only section 4 (10^5 clients)")
-    ap.add_argument("--big-arrivals", type=int, default=1_000_000)
     ap.add_argument("--per-event-only", action="store_true", help="only section 2")
+    ap.add_argument("--replay-only", action="store_true", help="only section 5")
     args = ap.parse_args()
-    if args.big:
-        big(args.big_arrivals)
+    if args.replay_only:
+        replay_speedup(args.quick)
         return
     T = 20_000 if args.quick else 100_000
     if args.per_event_only:
@@ -97,21 +98,74 @@ def main() -> None:
 
     per_event(args.quick)
     _end_to_end(args.quick)
+    replay_speedup(args.quick)
+
+
+def _load() -> str:
+    try:
+        return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:  # pragma: no cover - platform without getloadavg
+        return "load average unknown"
+
+
+def _steady(prob: Problem, spec, T1: int, T2: int) -> tuple[float, float]:  # noqa: ANN001
+    """(wall, CPU) seconds per event between T1 and T2 arrivals (slope: setup cancels)."""
+    alg = Algorithm(persafl(0.1), Q=1, eta=0.1)
+    out = []
+    for T in (T1, T2):
+        w0, c0 = time.perf_counter(), time.process_time()
+        run(prob, alg, spec, T=T, seed=0, eval_every=10**9)
+        out.append((time.perf_counter() - w0, time.process_time() - c0))
+    return ((out[1][0] - out[0][0]) / (T2 - T1), (out[1][1] - out[0][1]) / (T2 - T1))
 
 
 def per_event(quick: bool) -> None:
-    """Section 2 of the module docstring."""
-    print("\n2. per-event cost vs n (null oracle, event-driven, all clients in flight)")
-    print(f"{'n':>8} {'us/event':>10} {'setup s':>8} {'maxrss MB':>10}")
-    T1, T2 = (10_000, 30_000) if quick else (50_000, 150_000)
-    for n in (100, 10_000, 100_000):
+    """Section 2 of the module docstring: steady state (every client has returned at least
+    twice before the measured span: T1 = max(2n, 20 000) arrivals, then 10⁵ more)."""
+    print(f"\n2. per-event cost vs n (null oracle, event-driven, all clients in flight; "
+          f"{_load()})")
+    print(f"{'n':>8} {'us/event':>9} {'CPU us':>8} {'events/s':>10} {'vs n=100':>9} "
+          f"{'maxrss MB':>10}")
+    span = 20_000 if quick else 100_000
+    base = None
+    for n in (100, 1_000, 10_000, 100_000):
         prob = _problem(n, NullOracle())
         spec = EventDriven(job_time=JobTime("exponential"))
-        a, b = _rate(prob, spec, T1), _rate(prob, spec, T2)
-        per = (b - a) / (T2 - T1)
-        setup = a - per * T1
+        T1 = max(2 * n, 20_000)
+        wall, cpu = _steady(prob, spec, T1, T1 + span)
+        base = base or cpu
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"{n:>8} {per * 1e6:>10.2f} {setup:>8.2f} {rss:>10.0f}")
+        print(f"{n:>8} {wall * 1e6:>9.2f} {cpu * 1e6:>8.2f} {1 / cpu:>10,.0f} "
+              f"{cpu / base:>9.2f} {rss:>10.0f}")
+    print(f"({_load()})")
+
+
+def replay_speedup(quick: bool) -> None:
+    """Section 5 of the module docstring."""
+    from persafl_np.models import SoftmaxRegression
+    from persafl_np.sim import Replay
+
+    n, m, T = 100, 200, (1_000 if quick else 5_000)
+    rng = np.random.default_rng(0)
+    clients = [(rng.normal(size=(m, 61)), rng.integers(0, 10, m)) for _ in range(n)]
+    prob = Problem.build(SoftmaxRegression(10), Plain(), clients, seed=0)
+    alg = Algorithm(persafl(0.1), Q=10, eta=0.01, batch_size=20)
+    rec = run(prob, alg, EventDriven(job_time=JobTime("exponential")), T=T, seed=0,
+              eval_every=10**9)
+    sched = Replay.from_trace(rec.trace)
+    print(f"\n5. replay of a recorded event-mode run ({T} arrivals, {n} clients x {m} rows, "
+          f"softmax p = 610, Q = 10, batch 20; {_load()})")
+    times: dict[str, list[float]] = {"row by row (cohort 1)": [], "batched (default)": []}
+    for _ in range(3):  # interleaved
+        for name, cs in (("row by row (cohort 1)", 1), ("batched (default)", None)):
+            t0 = time.process_time()
+            res = run(prob, alg, sched, T=T, seed=0, eval_every=10**9, cohort_size=cs)
+            times[name].append(time.process_time() - t0)
+            assert res.digest() == rec.digest()
+    a, b = (min(v) for v in times.values())
+    for name, v in times.items():
+        print(f"  {name:<24} {min(v):7.2f} s CPU (best of 3), {T / min(v):8,.0f} arrivals/s")
+    print(f"  speed-up {a / b:.2f}x; both bit-identical to the recorded run")
 
 
 def _end_to_end(quick: bool) -> None:
@@ -137,29 +191,6 @@ def _end_to_end(quick: bool) -> None:
           f"{h.grad_norm2[-1]:.4g}; acc global {h.acc_global[-1]:.3f}, personalized mean "
           f"{h.acc_pers_mean[-1]:.3f} min {h.acc_pers_min[-1]:.3f}; mean staleness "
           f"{res.trace.staleness.mean():.1f}")
-
-
-def big(arrivals: int) -> None:
-    """Section 4 of the module docstring."""
-    from persafl_np.models import SoftmaxRegression
-
-    n, m, d = 100_000, 20, 61
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(n * m, d))
-    X[:, -1] = 1.0
-    y = rng.integers(0, 10, n * m)
-    clients = [(X[i * m:(i + 1) * m], y[i * m:(i + 1) * m]) for i in range(n)]
-    prob = Problem.build(SoftmaxRegression(10), Plain(), clients, seed=0)
-    alg = Algorithm(persafl(0.01), Q=1, eta=0.01, batch_size=10)
-    t0 = time.perf_counter()
-    res = run(prob, alg, EventDriven(job_time=JobTime("pareto", shape=1.5)), T=arrivals,
-              seed=0, eval_every=10**9)
-    wall = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    tr = res.trace
-    print(f"4. n = {n}, p = {prob.w0.shape[0]}, arrivals {len(tr)}: wall {wall:.0f} s "
-          f"(evaluation {res.counters['eval_seconds']:.0f} s), peak RSS {rss:.0f} MB, "
-          f"max staleness {int(tr.staleness.max())}, status {res.status}")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ A run's *fingerprint* is the SHA-256 of
   eval_every, max_arrivals) and a canonical description of the algorithm and arrival spec
   (a replayed schedule enters with every recorded arrival),
 * the *data identity*: the SHA-256 of every client's arrays (shape, dtype and bytes of X_train,
-  y_train, X_test, y_test) and of the start point w⁰ — so a data set passed to
-  :func:`persafl_np.simulate` instead of ``config.data`` is told apart.
+  y_train, X_test, y_test, field by field, whatever their memory layout: :func:`data_digest`)
+  and of the start point w⁰ — so a data set passed to :func:`persafl_np.simulate` instead of
+  ``config.data`` is told apart.
 
 Two runs with equal fingerprints produce bit-identical results. The *config digest* (package
 version + resolved config only) is the part that can be computed without building the data; a
@@ -92,24 +93,44 @@ def config_digest(config: Any) -> str:
 
 
 def data_digest(problem: Any) -> str:
-    """SHA-256 of every client's (X_train, y_train, X_test, y_test) and w⁰ (the data identity):
-    the bytes of each array in order, then every (dtype, shape). ~1 µs per array + the bytes."""
+    """SHA-256 of every client's (X_train, y_train, X_test, y_test) and w⁰ (the data identity).
+
+    Field-major and independent of the memory layout: for each field in turn, the bytes of
+    the n clients' arrays in client order (one update over the packed buffer when the clients
+    are consecutive rows of one array — no copy, ~0.1 s at 10⁵ clients —, else one per array),
+    then the field's dtype(s), trailing shape(s) and per-client row counts; then w⁰."""
     from persafl_np.backend import to_numpy
+    from persafl_np.data.federated import packed_view
 
     h = hashlib.sha256()
-    h.update(f"n_clients={problem.n_clients};n_classes={problem.n_classes}".encode())
+    h.update(f"n_clients={problem.n_clients};n_classes={problem.n_classes};"
+             "field-major".encode())
     update, ndarray = h.update, np.ndarray
-    dtypes, shapes = [], []
-    arrays = [a for client in problem.clients for a in client]
-    arrays.append(problem.w0)
-    for a in arrays:
-        if type(a) is not ndarray or not a.flags.c_contiguous:
-            a = np.ascontiguousarray(to_numpy(a))
-        dtypes.append(a.dtype)  # dtype.str costs ~3 µs: named once per distinct dtype below
-        shapes.append(a.shape)
-        update(a)  # the buffer itself, no copy
-    names = {dt: dt.str for dt in set(dtypes)}
-    update(repr([(names[dt], sh) for dt, sh in zip(dtypes, shapes, strict=True)]).encode())
+    n = problem.n_clients
+    for k in range(4):
+        col = [c[k] for c in problem.clients]
+        view = packed_view(col)
+        if view is not None:
+            update(view)
+            col_np = col
+        else:
+            col_np = []
+            for a in col:
+                if type(a) is not ndarray or not a.flags.c_contiguous:
+                    a = np.ascontiguousarray(to_numpy(a))
+                col_np.append(a)
+                update(a)  # the buffer itself, no copy
+        dts = {a.dtype for a in col_np}
+        tails = {a.shape[1:] for a in col_np}
+        if len(dts) == 1 and len(tails) == 1:
+            meta = [next(iter(dts)).str, list(next(iter(tails)))]
+        else:
+            meta = [[a.dtype.str, list(a.shape[1:])] for a in col_np]
+        update(repr(meta).encode())
+        update(np.fromiter((a.shape[0] for a in col_np), dtype=np.int64, count=n).tobytes())
+    w0 = np.ascontiguousarray(to_numpy(problem.w0))
+    update(w0)
+    update(repr([w0.dtype.str, list(w0.shape)]).encode())
     return h.hexdigest()
 
 

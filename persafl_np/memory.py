@@ -6,13 +6,28 @@
   objects per client; the shifted-least-squares design is shared (stored once). Expected sizes:
   ``fedprox_synthetic`` m_i = ⌊LogNormal(4, 2)⌋ + 50 has mean e^6 + 50 ≈ 453 rows;
   ``robust_family`` n_samples + max(1, n_samples // 4) rows; digits 1,797 rows of 64 features.
-* ``store``: model versions kept (≤ min(τ, C) + 2 in theorem / event mode, C = in-flight jobs) of
-  p parameters, plus per-client models for ``local`` and Moreau warm starts (n·p each);
-* ``streams``: one batch generator per client when mini-batches are drawn (~2 KiB each);
-* ``trace``: the per-arrival and per-job rows (~400 bytes per arrival while the run holds them
-  as Python tuples, then as columns) for the expected number of arrivals
-  (``max_arrivals``, else T × arrivals per server step / (1 − dropout));
-* ``eval``: one gradient per client per evaluation (n·p).
+* ``layout``: the cohort engine's concatenated copy of the training rows
+  (:class:`~persafl_np.personalization.cohort.CohortData`); zero when the clients' arrays
+  already lie back to back in one array (``data.federated.packed_rows``), which generated data
+  sets do not do today, so :func:`estimate` counts it — for ``shifted_least_squares`` it holds
+  the shared design once per client;
+* ``store``: model versions kept (τ + 2 in theorem mode, 2 in event mode) and the models or
+  results of the jobs in flight (≤ τ + 1, resp. C = concurrency), p parameters each, plus
+  per-client models for ``local`` and Moreau warm starts (n·p each);
+* ``streams``: one parked batch sampler per client when mini-batches are drawn (~1 KiB each
+  with its permutation and dict entry, measured at 10⁵ clients);
+* ``cohort``: the buffers of one cohort of ``cohort_size`` jobs — the (Q·k, C, b, d + 1) gather of
+  its mini-batch rows and ~8 (C, p) blocks (pulled models, iterates, gradients, results) — and of
+  one evaluation chunk (EVAL_CHUNK clients padded to the mean client size, at most
+  sim.evaluation.PADDED_BYTES, train and test);
+* ``trace``: the per-arrival and per-job rows (structured arrays: trace + jobs row bytes, ×2 for
+  the growing buffer's spare capacity and ×1 for the result's columns, made after the run
+  state is released) for the expected number of
+  arrivals (``max_arrivals``, else T × arrivals per server step / (1 − dropout));
+* ``eval``: the gradients of one evaluation chunk and their running sums (3·min(n, 256)·p).
+
+:func:`estimate_parts` is the same sum from explicit sizes (benchmarks/bench_scale.py compares it
+with the measured peak RSS).
 
 :func:`check_fits` compares the total with the memory available now (``MemAvailable`` of
 /proc/meminfo, else the free physical pages; unknown → no check) and raises a ValueError with
@@ -26,11 +41,15 @@ import math
 import os
 from typing import Any
 
-__all__ = ["available_bytes", "check_fits", "estimate"]
+__all__ = ["available_bytes", "check_fits", "estimate", "estimate_parts"]
 
 _PER_CLIENT_OBJECTS = 1024
-_PER_STREAM = 2048
-_PER_ARRIVAL = 400
+_PER_STREAM = 1024
+#: trace row (49 B) + job row (40 B), ×2 spare capacity, ×1 result columns
+_PER_ARRIVAL = 3 * (49 + 40)
+_EVAL_CHUNK = 256
+_PADDED_BYTES = 64 * 2**20  # sim.evaluation.PADDED_BYTES
+_COHORT_BLOCKS = 8
 
 
 def _num_params(config: Any) -> int:
@@ -51,22 +70,20 @@ def estimate(config: Any) -> dict[str, int]:
     d = 64 if dc.name == "digits" else dc.n_features
     if dc.name == "fedprox_synthetic":
         rows = n * (math.floor(math.exp(4.0 + 2.0 ** 2 / 2)) + 50)
-        data = rows * (d + 1) * 8
+        data = train = rows * (d + 1) * 8
     elif dc.name == "shifted_least_squares":
         data = dc.n_samples * d * 8 + n * dc.n_samples * 8
+        train = n * dc.n_samples * (d + 1) * 8  # the engine's layout repeats the design
     elif dc.name == "robust_family":
         data = n * (dc.n_samples + max(1, dc.n_samples // 4)) * (d + 1) * 8
+        train = n * dc.n_samples * (d + 1) * 8
     else:
-        data = 1797 * 65 * 8
-    data += n * _PER_CLIENT_OBJECTS
-    p = _num_params(config)
+        data = train = 1797 * 65 * 8
     arr, alg = config.arrivals, config.algorithm
-    in_flight = n if arr.concurrency is None else min(n, arr.concurrency)
-    versions = (arr.tau + 2) if arr.mode == "theorem" else in_flight + 2
-    store = versions * p * 8
-    if alg.name == "local" or config.oracle.name == "moreau":
-        store += n * p * 8
-    streams = n * _PER_STREAM if alg.batch_size is not None else 0
+    if arr.mode == "theorem":  # the τ + 1 window; jobs computed at arrival (look-ahead ≤ τ + 1)
+        versions, in_flight = arr.tau + 2, min(n, arr.tau + 1)
+    else:  # the current version; every in-flight job holds its pulled model or its result
+        versions, in_flight = 2, n if arr.concurrency is None else min(n, arr.concurrency)
     per_step = {"fedbuff": alg.K}.get(alg.name, 1)
     if alg.name in ("fedavg", "perfedavg", "pfedme"):
         per_step = alg.clients_per_round
@@ -75,9 +92,45 @@ def estimate(config: Any) -> dict[str, int]:
     else:
         # integer arithmetic: T may be any size (no float overflow)
         arrivals = config.T * per_step * 1024 // max(1, math.floor((1.0 - arr.dropout) * 1024))
+    k = 1
+    if config.oracle.name == "maml":
+        k = 2 if config.oracle.hessian == "first_order" else 3
+    cohort = config.cohort_size if config.cohort_size is not None else 128
+    parts = estimate_parts(
+        n_clients=n, rows=0, test_rows=0, d=d, p=_num_params(config), in_flight=in_flight,
+        versions=versions, arrivals=arrivals, batch_size=alg.batch_size, cohort_size=cohort,
+        Q=alg.Q, k=k, per_client_models=alg.name == "local" or config.oracle.name == "moreau",
+        packed=False, data_bytes=data, train_bytes=train)
+    return parts
+
+
+def estimate_parts(*, n_clients: int, rows: int, test_rows: int, d: int, p: int,
+                   in_flight: int, versions: int, arrivals: int, batch_size: int | None,
+                   cohort_size: int, Q: int = 1, k: int = 1, per_client_models: bool = False,
+                   packed: bool = True, data_bytes: int | None = None,
+                   train_bytes: int | None = None) -> dict[str, int]:
+    """The parts of the module docstring from explicit sizes (float64): ``rows``/``test_rows``
+    training/test rows of d features (+ one target column), p parameters, ``versions`` model
+    versions plus ``in_flight`` jobs' models, ``packed``: the clients already lie back to back
+    (no ``layout`` copy). ``data_bytes``/``train_bytes`` override the row counts."""
+    n = n_clients
+    train = (rows * (d + 1) * 8) if train_bytes is None else train_bytes
+    data = (train + test_rows * (d + 1) * 8) if data_bytes is None else data_bytes
+    data += n * _PER_CLIENT_OBJECTS
+    layout = 0 if packed else train
+    store = (versions + in_flight) * p * 8
+    if per_client_models:
+        store += n * p * 8
+    streams = n * _PER_STREAM if batch_size is not None else 0
+    C = min(cohort_size, max(1, in_flight))
+    gather = Q * k * (batch_size or 0) * (d + 1) * 8
+    mean_rows = -(-train // max(1, n * (d + 1) * 8))
+    padded = min(_PADDED_BYTES, min(n, _EVAL_CHUNK) * mean_rows * (d + 1) * 8)
+    cohort = C * (gather + _COHORT_BLOCKS * p * 8) + 2 * padded
     trace = arrivals * _PER_ARRIVAL
-    ev = n * p * 8
-    parts = {"data": data, "store": store, "streams": streams, "trace": trace, "eval": ev}
+    ev = 3 * min(n, _EVAL_CHUNK) * p * 8
+    parts = {"data": data, "layout": layout, "store": store, "streams": streams,
+             "cohort": cohort, "trace": trace, "eval": ev}
     parts["total"] = sum(parts.values())
     return parts
 

@@ -120,8 +120,9 @@ class RowBuffer:
         return self.arr[:self.n].copy()
 
     def columns(self) -> dict[str, np.ndarray]:
-        """One contiguous array per field."""
-        a = self.array()
+        """One contiguous array per field (copied from the buffer, no intermediate copy)."""
+        self._flush()
+        a = self.arr[:self.n]
         return {k: np.ascontiguousarray(a[k]) for k in self.dtype.names}
 
 

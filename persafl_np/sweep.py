@@ -479,6 +479,10 @@ def _dispatch(
             cluster = LocalCluster(
                 n_workers=workers or 2, threads_per_worker=1, processes=True, dashboard_address=None
             )
+            # No watchdog needed here (tests/test_sweep.py kills the sweep and checks): the
+            # LocalCluster's workers are spawned by distributed's AsyncProcess, which exits a
+            # child as soon as its parent-alive pipe closes; a remote cluster's workers are
+            # meant to outlive the sweep.
             client = Client(cluster)
         else:
             client = Client(dask)

@@ -338,3 +338,77 @@ def test_workers_exit_when_the_sweep_is_killed(tmp_path):
     finally:
         if p.poll() is None:
             p.kill()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_dask_local_workers_exit_when_the_sweep_is_killed(tmp_path):
+    """``--dask local``: the workers (spawned processes of the sweep; the nannies run inside
+    it) exit with the killed sweep — distributed's AsyncProcess exits a child when its
+    parent-alive pipe closes, so the sweep needs no watchdog of its own there."""
+    pytest.importorskip("dask.distributed", reason="dask[distributed] not installed")
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sw = tmp_path / "s.toml"
+    sw.write_text(_REAL.replace("T = 40", "T = 200000").replace("[0.05, 40.0]", "[0.05, 0.06]"))
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    p = subprocess.Popen([sys.executable, "-m", "persafl_np.cli", "sweep", str(sw), "--out",
+                          str(tmp_path / "out"), "--dask", "local", "--quiet"],
+                         env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+
+    def parents():
+        out = {}
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit():
+                try:
+                    st = (d / "stat").read_text()
+                except OSError:
+                    continue
+                fields = st[st.rindex(")") + 2:].split()
+                if fields[0] not in "ZX":
+                    out[int(d.name)] = int(fields[1])
+        return out
+
+    def descendants(pid):
+        pp = parents()
+        found, frontier = set(), {pid}
+        while frontier:
+            frontier = {c for c, q in pp.items() if q in frontier} - found
+            found |= frontier
+        return found
+
+    def alive(pid):
+        try:
+            st = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        return st[st.rindex(")") + 2] not in "ZX"
+
+    try:
+        deadline = time.monotonic() + 90
+        procs: set = set()
+        while time.monotonic() < deadline and len(procs) < 3:  # 2 workers + resource tracker
+            time.sleep(0.5)
+            procs = descendants(p.pid)
+        started = len(procs) >= 3
+        assert started, "the sweep did not start its Dask workers"
+        time.sleep(3.0)  # the plugins are registered once the cluster is up
+        procs = descendants(p.pid)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(alive(w) for w in procs):
+            time.sleep(0.2)
+        left = [w for w in procs if alive(w)]
+        for w in left:
+            os.kill(w, signal.SIGKILL)
+        assert not left, f"orphaned Dask processes {left} outlived the killed sweep"
+    finally:
+        if p.poll() is None:
+            p.kill()

@@ -39,7 +39,7 @@ import numpy as np
 from persafl_np.atomic import atomic_write_npz
 from persafl_np.data.arguments import check_int
 
-__all__ = ["ClientData", "FederatedDataset", "check_client_labels"]
+__all__ = ["ClientData", "FederatedDataset", "check_client_labels", "packed_rows", "packed_view"]
 
 #: Version of the ``.npz`` layout written by :meth:`FederatedDataset.save`.
 FORMAT_VERSION = 1
@@ -384,6 +384,66 @@ def check_client_labels(clients: Any, n_classes: int | None) -> None:
             if lo < 0 or hi > n_classes - 1:
                 raise ValueError(f"client {k}: {split} labels must lie in 0..{n_classes - 1} "
                                  f"(n_classes={n_classes}), got range {lo:g}..{hi:g}")
+
+
+def _c_strides(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    out, step = [], itemsize
+    for k in reversed(shape):
+        out.append(step)
+        step *= max(int(k), 1)
+    return tuple(reversed(out))
+
+
+def _consecutive_view(arrays: list) -> np.ndarray | None:
+    """One read-only (N, ...) view over ``arrays`` when they are C-contiguous NumPy arrays of
+    one dtype and trailing shape, views of the same owner, lying back to back in memory in
+    list order (clients sliced out of one array); else None. Empty arrays are skipped."""
+    full = [a for a in arrays if a.size]
+    if not full:
+        return None
+    a0 = full[0]
+    base, dt, tail = a0.base, a0.dtype, a0.shape[1:]
+    if base is None and len(full) > 1:
+        return None
+    ptr = a0.__array_interface__["data"][0]
+    for a in full:
+        if (a.dtype != dt or a.shape[1:] != tail or not a.flags.c_contiguous
+                or (len(full) > 1 and a.base is not base)
+                or a.__array_interface__["data"][0] != ptr):
+            return None
+        ptr += a.nbytes
+    shape = (sum(int(a.shape[0]) for a in full), *tail)
+    # the range [ptr_0, ptr_0 + total) is exactly the union of the arrays' own ranges
+    v = np.lib.stride_tricks.as_strided(a0, shape=shape, strides=_c_strides(shape, dt.itemsize))
+    v.setflags(write=False)
+    return v
+
+
+def packed_view(arrays: list) -> np.ndarray | None:
+    """The read-only (N, ...) view over ``arrays`` when they are consecutive rows of one
+    C-contiguous NumPy array (what :func:`packed_rows` returns without copying), else None."""
+    if not all(type(a) is np.ndarray for a in arrays):
+        return None
+    v = _consecutive_view(arrays)
+    if v is None or v.shape[0] != sum(int(a.shape[0]) for a in arrays):
+        return None
+    return v
+
+
+def packed_rows(arrays: list) -> Any:
+    """The clients' arrays (one namespace, dtype and trailing shape) stacked along axis 0, in
+    order: the *concatenated layout* of the cohort engine (rows of client c at
+    ``off_c .. off_c + m_c − 1``).
+
+    When they already are consecutive rows of one C-contiguous NumPy array (clients sliced out
+    of one array, or a data set stored packed) the result is a read-only view — the data is
+    held once —, else one concatenated copy."""
+    if all(type(a) is np.ndarray for a in arrays):
+        v = packed_view(arrays)
+        return np.concatenate(arrays, axis=0) if v is None else v
+    from persafl_np.backend import array_namespace
+
+    return array_namespace(*arrays[:1]).concat(list(arrays), axis=0)
 
 
 def _with_label_dtype(c: ClientData, dtype: type, i: int) -> ClientData:

@@ -10,10 +10,12 @@ reduction along a row, so row c does not depend on the other rows: on NumPy the 
 is bit-identical whatever cohort it was computed in (the engine's grouping test).
 
 Data layout (:class:`CohortData`): the clients' rows are concatenated once per run into one
-(N, d) array; a mini-batch of client c is the gather ``X_all[off_c + idx]`` — (C, b, d) for a
+(N, d) array (a view, not a copy, when the clients' arrays already lie back to back
+in one array); a mini-batch of client c is the gather ``X_all[off_c + idx]`` — (C, b, d) for a
 cohort. Full-batch work (b = None, b ≥ m_c, evaluation) pads every client to the run's largest
-m with zero rows and a 0/1 mask (why padding: :mod:`persafl_np.models.cohort`). The padded
-width and the presence of the mask are fixed per run, so shapes never depend on the grouping.
+m with zero rows (written into the gathered copy) and a 0/1 mask (why padding:
+:mod:`persafl_np.models.cohort`). The padded width and the presence of the mask are fixed per
+run, so shapes never depend on the grouping.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from persafl_np.backend import array_namespace, to_device_like
+from persafl_np.data.federated import packed_rows
 from persafl_np.personalization.sampling import BatchSampler
 
 __all__ = ["CohortData", "CohortUpdate", "FullBatches", "Kernels", "ManyStep", "local_update_many"]
@@ -127,18 +130,19 @@ class CohortData:
         self.off = np.concatenate([[0], np.cumsum(self.m)[:-1]]).astype(np.int64)
         self.m_max = int(self.m.max())
         self.d = int(Xs[0].shape[1])
-        # one copy of the rows, plus a zero row at index N that padding rows point at (label 0
-        # / target 0): rows 0..N−1 are the clients' rows in order
-        N = int(self.m.sum())
-        zx = xp.zeros((1, self.d), dtype=Xs[0].dtype)
-        zy = xp.zeros((1,), dtype=ys[0].dtype)
-        self.Xz = xp.concat([*Xs, zx], axis=0)
-        self.yz = xp.concat([*ys, zy], axis=0)
+        # rows 0..N−1 are the clients' rows in order, held once: a view of the caller's arrays
+        # when they already lie back to back (data.federated.packed_rows), else one copy
+        self.Xz = packed_rows(list(Xs))
+        self.yz = packed_rows(list(ys))
         self.equal = bool(np.all(self.m == self.m_max))
-        j = np.arange(self.m_max, dtype=np.int64)
-        real = j[None, :] < self.m[:, None]
-        self.full_idx = np.where(real, self.off[:, None] + j[None, :], N)
-        self.full_mask = None if self.equal else real
+        self._j = np.arange(self.m_max, dtype=np.int64)
+
+    def real(self, clients: np.ndarray) -> np.ndarray | None:
+        """(C, m_max) bool: which padded positions of :meth:`full` hold real rows (None when
+        every client has m_max rows)."""
+        if self.equal:
+            return None
+        return self._j[None, :] < self.m[clients][:, None]
 
     def _gather(self, A: Any, G: np.ndarray) -> Any:
         if self.numpy:
@@ -153,13 +157,28 @@ class CohortData:
         return self._gather(self.Xz, G), self._gather(self.yz, G)
 
     def full(self, clients: np.ndarray) -> tuple[Any, Any, Any]:
-        """Padded full batches (X (C, m_max, d), y (C, m_max), mask (C, m_max) or None)."""
-        G = self.full_idx[clients]
+        """Padded full batches (X (C, m_max, d), y (C, m_max), mask (C, m_max) or None).
+
+        Padding rows are exact zeros (label 0 / target 0), built per call: no (n, m_max)
+        index is kept."""
+        real = self.real(clients)
+        G = self.off[clients][:, None] + self._j[None, :]
+        if real is not None:
+            G = np.where(real, G, 0)
         X, y = self._gather(self.Xz, G), self._gather(self.yz, G)
-        mask = None
-        if self.full_mask is not None:
-            mask = to_device_like(self.full_mask[clients].astype(np.float64), X)
-            mask = self.xp.astype(mask, X.dtype)
+        if real is None:
+            return X, y, None
+        if self.numpy:
+            pad = ~real
+            X[pad] = 0
+            y[pad] = 0
+            mask = real.astype(X.dtype)
+        else:
+            xp = self.xp
+            r = to_device_like(real, X)
+            X = xp.where(r[..., None], X, xp.zeros((), dtype=X.dtype))
+            y = xp.where(r, y, xp.zeros((), dtype=y.dtype))
+            mask = xp.astype(to_device_like(real.astype(np.float64), X), X.dtype)
         return X, y, mask
 
     def client_full(self, i: int) -> tuple[Any, Any]:

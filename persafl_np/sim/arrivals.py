@@ -10,7 +10,8 @@ Three *specifications* (frozen, validated, what a config holds):
   drawn by the policy ``uniform`` (on {0..min(τ, t)}), ``max`` (min(τ, t)) or an explicit list.
 * :class:`EventDriven` — virtual clock: per-client job-time laws, speeds, latencies, dropout,
   concurrency, staleness control.
-* :class:`Replay` — a recorded (client, pulled_version, accepted) sequence forced row by row.
+* :class:`Replay` — a recorded (client, pulled_version, accepted) sequence forced row by row
+  (its jobs computed in cohorts all the same: ``ahead``).
 
 Each has ``source(n, seed, K)`` (the :class:`ArrivalSpec` protocol) returning a runtime
 *source*, the :class:`ArrivalSource` protocol: ``start(v)``, ``next(v) -> Arrival | None``,
@@ -19,7 +20,8 @@ checkpoints), the ``jobs`` table and the ``dispatched`` list. The engine asks ``
 next arrival, computes the client's update (cohort execution, theory/simulator.md §3.1),
 applies it, then calls ``after`` with the new version. ``K`` (arrivals per server step of the
 rule) is used by theorem mode to predict versions for its look-ahead; event-driven and replay
-sources do not need it (their versions come from the engine).
+sources do not need it (their versions come from the engine; a replay's look-ahead needs only
+the recorded pulled versions).
 """
 
 from __future__ import annotations
@@ -384,8 +386,17 @@ class _EventSource:
             end, fail = self.off_t[i], True
         # EventQueue.push inlined (same tuple, same sequence number): hot path.
         q = self.q
-        heappush(q.heap, (end, FAILURE if fail else ARRIVAL, i, q.seq))
+        e = (end, FAILURE if fail else ARRIVAL, i, q.seq)
         q.seq += 1
+        heappush(q.times, end)
+        at = q.at
+        b = at.get(end)
+        if b is None:
+            at[end] = e
+        elif type(b) is tuple:
+            at[end] = [b, e]
+        else:
+            b.append(e)
         self.pulled[i] = version
         self.start_t[i] = now
         cnt = self.cnt
@@ -433,7 +444,8 @@ class _EventSource:
     def next(self, version: int) -> Arrival | None:
         idle_events = 0
         limit = self.limit
-        heap = self.q.heap
+        q = self.q
+        times, at = q.times, q.at
         while True:
             # Held updates are re-examined after *every* event: a failure or another hold can
             # make the earliest one safe (Prop. 4.1 (ii) relies on it).
@@ -442,11 +454,18 @@ class _EventSource:
                 if block_safe(self.cnt, p, version, self.tau_max):
                     heapq.heappop(self.held)
                     return Arrival(self.now, i, p, version - p, True, False, self.start_t[i], end)
-            if not heap or idle_events >= limit:
+            if not times or idle_events >= limit:
                 # No job can finish (e.g. every job outlasts its availability window).
                 return None
             idle_events += 1
-            t, kind, i, _ = heappop(heap)
+            # EventQueue.pop inlined: hot path.
+            t = heappop(times)
+            b = at[t]
+            if type(b) is tuple:
+                del at[t]
+            else:
+                b = q.pop_tie(t, b)
+            kind, i = b[1], b[2]
             self.now = t
             if kind == START:
                 self._start(i, version)
@@ -641,6 +660,7 @@ class _ReplaySource:
         suf = np.minimum.accumulate(np.asarray(spec.pulled[::-1] or (0,), dtype=np.int64))[::-1]
         self.suffix_min = suf.tolist() + [10**18]
         self.m = m
+        self.window = n  # look-ahead: at most one job per client
         self.jobs = RowBuffer(JOB_DTYPE)
         self.n_dropped = self.n_failed = 0
         self.dispatched: list[tuple[int, int]] = []
@@ -661,6 +681,24 @@ class _ReplaySource:
         self.k = k + 1
         return Arrival(s.time[k], s.client[k], p, version - p, s.accepted[k], flush,
                        s.time[k], s.time[k])
+
+    def ahead(self, version: int, count: int, client: int) -> list[tuple[int, int]]:
+        """(client, pulled) of the coming rows whose jobs are computable now (cohort execution,
+        theory/simulator.md §3.1): from the next row on, while the pulled version exists
+        (≤ ``version``) and the client is new to the window (≠ ``client``: a client's next job
+        may depend on its previous one — its stream position, warm start, own model). The
+        engine computes them together; results are those of row-by-row replay."""
+        s, k, m = self.spec, self.k, self.m
+        out: list[tuple[int, int]] = []
+        seen = {client}
+        while k < m and len(out) < self.window:
+            c, p = s.client[k], s.pulled[k]
+            if p > version or p < 0 or c in seen:
+                break
+            seen.add(c)
+            out.append((c, p))
+            k += 1
+        return out
 
     def after(self, a: Arrival, version: int) -> None:
         if not a.accepted:

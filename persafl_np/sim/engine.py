@@ -39,10 +39,9 @@ from persafl_np.algorithms.algorithm import Algorithm
 from persafl_np.algorithms.rules import Contribution, ServerState
 from persafl_np.arguments import check_int
 from persafl_np.backend import array_namespace, to_device_like, to_numpy
-from persafl_np.data.federated import check_client_labels
+from persafl_np.data.federated import check_client_labels, packed_rows
 from persafl_np.fingerprint import run_fingerprint
 from persafl_np.personalization.cohort import CohortData, Kernels, local_update_many
-from persafl_np.personalization.sampling import BatchSampler
 from persafl_np.results import (
     HISTORY_FIELDS,
     JOB_DTYPE,
@@ -55,7 +54,8 @@ from persafl_np.results import (
 from persafl_np.sim import streams
 from persafl_np.sim.arrivals import EventDriven, Replay, TheoremMode, make_source
 from persafl_np.sim.checkpoint import MANIFEST, Checkpointer, as_rows, has_checkpoint
-from persafl_np.sim.evaluation import Evaluator, evaluate
+from persafl_np.sim.evaluation import Evaluator, evaluate, padded_chunk
+from persafl_np.sim.samplers import ParkedSampler, RecordedSampler
 
 __all__ = ["DEFAULT_COHORT_SIZE", "Problem", "batches_from_npz", "evaluate", "run"]
 
@@ -67,6 +67,29 @@ def _cast(a: Any, dtype: str) -> Any:
 
 def _floating(a: Any) -> bool:
     return bool(array_namespace(a).isdtype(a.dtype, "real floating"))
+
+
+def _cast_clients(clients: list, dtype: str) -> list:
+    """The clients with features and regression targets in ``dtype`` (labels stay integers).
+
+    Each field is cast once, in the concatenated layout (:func:`packed_rows`: no copy when the
+    clients already lie back to back), and the clients become views of the cast array, so the
+    cohort engine finds them packed and holds the cast data once."""
+    out = [list(c) for c in clients]
+    for k in range(4):
+        col = [c[k] for c in clients]
+        if k % 2 == 1 and not _floating(col[0]):
+            continue
+        xp = array_namespace(col[0])
+        if all(a.dtype == getattr(xp, dtype) for a in col):
+            continue
+        flat = _cast(packed_rows(col), dtype)
+        o = 0
+        for c, a in zip(out, col, strict=True):
+            m = int(a.shape[0])
+            c[k] = flat[o:o + m, ...]
+            o += m
+    return [tuple(c) for c in out]
 
 
 @dataclass(frozen=True)
@@ -101,6 +124,7 @@ class Problem:
         n_classes = getattr(data, "n_classes", None)
         raw = data.clients if hasattr(data, "clients") else data
         clients = []
+        empty: dict[tuple, tuple] = {}  # one empty test split per array kind (10⁵ clients)
         for k, c in enumerate(raw):
             if hasattr(c, "X_train"):
                 tup = (c.X_train, c.y_train, c.X_test, c.y_test)
@@ -108,18 +132,21 @@ class Problem:
                 c = tuple(c)
                 if len(c) == 2:
                     X, y = c
-                    tup = (X, y, X[:0, ...], y[:0, ...])
+                    key = (type(X), X.dtype, tuple(X.shape[1:]), type(y), y.dtype)
+                    e = empty.get(key)
+                    if e is None:
+                        e = empty[key] = (X[:0, ...], y[:0, ...])
+                    tup = (X, y, *e)
                 elif len(c) == 4:
                     tup = c
                 else:
                     raise ValueError(f"client {k}: expected (X, y) or (X, y, X_test, y_test)")
             model.check_data(tup[0], tup[1])
-            if dtype is not None:  # features, and regression targets (labels stay integers)
-                tup = tuple(_cast(a, dtype) if k % 2 == 0 or _floating(a) else a
-                            for k, a in enumerate(tup))
             clients.append(tup)
         if not clients:
             raise ValueError("data must contain at least one client")
+        if dtype is not None:
+            clients = _cast_clients(clients, dtype)
         d = int(clients[0][0].shape[1])
         if any(int(c[0].shape[1]) != d for c in clients):
             raise ValueError("every client's X must have the same number of features")
@@ -143,36 +170,12 @@ class Problem:
 #: round and keeps a MAML cohort's gathers at ~37 MB (float64).
 DEFAULT_COHORT_SIZE = 128
 
-class _RecordedSampler:
-    """Replays one client's recorded batches (``record_batches``) instead of its stream."""
-
-    __slots__ = ("client", "k", "rows")
-
-    def __init__(self, client: int, rows: list) -> None:
-        self.client, self.rows, self.k = client, rows, 0
-
-    def take(self, m: int, b: int | None, k: int) -> np.ndarray | None:
-        if b is None or b >= m:
-            return None
-        if self.k >= len(self.rows):
-            raise ValueError(f"recorded batches: client {self.client} has no batches left for "
-                             f"its job {self.k + 1}")
-        r = self.rows[self.k]
-        self.k += 1
-        if tuple(r.shape) != (k, b):
-            raise ValueError(f"recorded batches: client {self.client} job {self.k} has shape "
-                             f"{tuple(r.shape)}, this run needs ({k}, {b})")
-        return r
-
-    def normal(self, shape: tuple[int, ...]) -> np.ndarray:
-        raise ValueError("recorded batches cannot replay the additive-noise oracle's draws")
-
-    def state(self) -> tuple[dict, None]:
-        return {"k": self.k}, None
-
-    def load_state(self, s: dict | None, perm: Any = None) -> None:
-        if s is not None:
-            self.k = int(s["k"])
+def _stack(rows: list, xp: Any) -> Any:
+    """(C, p) from C vectors of p entries (np.stack's checks cost ~10 µs per cohort; the values
+    are copied either way)."""
+    if type(rows[0]) is np.ndarray:
+        return np.concatenate(rows).reshape(len(rows), -1)
+    return xp.stack(rows)
 
 
 def batches_from_npz(z: Any) -> dict[int, list]:
@@ -208,6 +211,7 @@ class _Run:
         self.store_lo = 0
         self.warm: dict[int, Any] = {}
         self.samplers: dict[int, Any] = {}
+        self.shared_rng = np.random.default_rng(0)  # the parked samplers' working generator
         self.pending: dict[int, Any] = {}
         self.done: dict[int, tuple] = {}
         self.counts = np.zeros(n, dtype=np.int64)
@@ -225,6 +229,9 @@ class _Run:
                                [cl[1] for cl in problem.clients])
         self.kern = Kernels(problem.model)
         self.evaluator = Evaluator(problem, self.data)
+        self.full_chunk = padded_chunk(self.data, self.cohort_size)
+        self.m_list = self.data.m.tolist()
+        self.noise = bool(getattr(problem.oracle, "adds_noise", False))
         self.zeros = self.xp.zeros_like(problem.w0)
 
     # -- helpers
@@ -254,9 +261,9 @@ class _Run:
         s = self.samplers.get(i)
         if s is None:
             if self.replay_batches is not None:
-                s = _RecordedSampler(i, self.replay_batches.get(i, []))
+                s = RecordedSampler(i, self.replay_batches.get(i, []))
             else:
-                s = BatchSampler(partial(streams.client_rng, self.seed, i))
+                s = ParkedSampler(partial(streams.client_rng, self.seed, i), self.shared_rng)
             self.samplers[i] = s
         return s
 
@@ -273,29 +280,36 @@ class _Run:
                     if len(group) >= cs:
                         break
         b = self.alg.batch_size
+        fc, noise = self.full_chunk, self.noise
         if b is None:
-            self._compute_group(group)
+            for a in range(0, len(group), fc):
+                self._compute_group(group[a:a + fc], noise)
             return
-        m = self.data.m
+        m = self.m_list
         mini = [j for j in group if m[j] > b]
-        full = [j for j in group if m[j] <= b]
+        if len(mini) < len(group):
+            # full batches are padded to the run's largest client: bound the (C, m_max, d)
+            # gather
+            full = [j for j in group if m[j] <= b]
+            for a in range(0, len(full), fc):
+                self._compute_group(full[a:a + fc], noise)
         if mini:
-            self._compute_group(mini)
-        if full:
-            self._compute_group(full)
+            self._compute_group(mini, True)
 
-    def _compute_group(self, g: list[int]) -> None:
+    def _compute_group(self, g: list[int], draws: bool) -> None:
+        """One layout group (theory/simulator.md §3.1); ``draws``: its jobs use their clients'
+        streams (mini-batches or noise), so their samplers are needed."""
         pend, warm, xp = self.pending, self.warm, self.xp
         us = [pend.pop(j) for j in g]
-        U = np.stack(us) if type(us[0]) is np.ndarray else xp.stack(us)
+        U = _stack(us, xp)
         W0 = None
         if warm and any(j in warm for j in g):
-            ws = [warm.get(j, us[c]) for c, j in enumerate(g)]
-            W0 = np.stack(ws) if type(ws[0]) is np.ndarray else xp.stack(ws)
+            W0 = _stack([warm.get(j, us[c]) for c, j in enumerate(g)], xp)
         alg = self.alg
         res = local_update_many(
             self.problem.oracle, self.kern, self.data, np.asarray(g, dtype=np.int64), U,
-            [self._sampler(j) for j in g], alg.Q, alg.eta, alg.batch_size, alg.prox, W0,
+            [self._sampler(j) for j in g] if draws else None, alg.Q, alg.eta, alg.batch_size,
+            alg.prox, W0,
             self.record,
         )
         ng, nh, ni = res.n_grad.tolist(), res.n_hvp.tolist(), res.n_inner.tolist()
@@ -375,7 +389,7 @@ class _Run:
                 if r is None:
                     if i not in pending:  # theorem mode, replay: the job starts at its arrival
                         pending[i] = store[pulled] if pull is None else pull(state, i)
-                        if ahead is not None:  # theorem mode: coming jobs computable now
+                        if ahead is not None:  # theorem mode, replay: coming jobs computable now
                             for j, pj in ahead(v_before, state.count, i):
                                 pending[j] = store[pj] if pull is None else pull(state, j)
                     compute(i)
@@ -438,6 +452,16 @@ class _Run:
             c.update(n_grad=n_grad, n_hvp=n_hvp, n_inner=n_inner, arrivals=arrivals,
                      applied=applied, max_staleness=max_tau, wasted_grad=w_grad,
                      wasted_hvp=w_hvp)
+
+    def release(self) -> None:
+        """Drop what only further steps need (pending jobs, computed results, samplers, warm
+        starts, old versions) before :meth:`result` copies the tables: a large run's peak
+        memory is then not the sum of both."""
+        self.pending.clear()
+        self.done.clear()
+        self.samplers.clear()
+        self.warm.clear()
+        self.store = {self.state.version: self.state.w}
 
     def _batches(self) -> dict[str, np.ndarray] | None:
         if not self.record:
@@ -665,6 +689,7 @@ def run(
             r.save_checkpoint(ck)
     if not r.started:
         r.step_until(0)
+    r.release()
     res = replace(r.result(config), fingerprint=fp)
     res.counters["wall_seconds"] = _time.perf_counter() - t0
     res.counters["eval_seconds"] = r.eval_seconds

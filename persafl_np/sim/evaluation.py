@@ -9,7 +9,8 @@ theory/simulator.md §6:
 cohort layout (:class:`~persafl_np.personalization.cohort.CohortData`) and computes the per-client
 constants the oracle needs at every evaluation once (the Moreau envelope's inner L from one
 spectral norm of each client's data). Each evaluation then runs the oracle's stacked full-batch
-methods (``value_grad_many``, ``personalize_many``) over chunks of :data:`EVAL_CHUNK` clients.
+methods (``value_grad_many``, ``personalize_many``) over chunks of :data:`EVAL_CHUNK` clients
+(fewer when the padded gather would exceed :data:`PADDED_BYTES`).
 The sums over clients are accumulated client by client in index order, as the per-client loop of
 :func:`evaluate` does, so the values do not depend on any cohort setting of the run.
 """
@@ -22,13 +23,29 @@ from typing import Any
 import numpy as np
 
 from persafl_np.backend import array_namespace, to_numpy
+from persafl_np.data.federated import packed_rows
 from persafl_np.personalization.cohort import CohortData, Kernels
 
-__all__ = ["EVAL_CHUNK", "Evaluator", "evaluate"]
+__all__ = ["EVAL_CHUNK", "PADDED_BYTES", "Evaluator", "evaluate", "padded_chunk"]
 
 #: Clients per stacked evaluation call (bounds the (C, m, d) padded gathers; fixed, so the
 #: evaluated values never depend on the run's cohort_size).
 EVAL_CHUNK = 256
+#: ... and fewer when the padded gather of EVAL_CHUNK clients would exceed this many bytes
+#: (FedProx-style sizes: m_max ≈ 40 × the mean). A row's values do not depend on its chunk.
+PADDED_BYTES = 64 * 2**20
+
+
+def padded_chunk(data: CohortData, limit: int = EVAL_CHUNK) -> int:
+    """Clients per padded full-batch gather of ``data``: ≤ ``limit``, ≤ PADDED_BYTES."""
+    row = data.m_max * (data.d + 1) * 8
+    return max(1, min(limit, PADDED_BYTES // row))
+
+
+def _split(A: Any, m: np.ndarray) -> list:
+    """Views of the packed rows ``A`` per client (sizes ``m``): CohortData holds them once."""
+    off = np.concatenate([[0], np.cumsum(m)]).tolist()
+    return [A[off[k]:off[k + 1], ...] for k in range(len(m))]
 
 
 def _sq(xp: Any, v: Any) -> float:
@@ -62,26 +79,32 @@ class Evaluator:
         f64 = self.xp.float64
         self.cast = problem.w0.dtype != f64
         up = (lambda a: self.xp.astype(a, f64)) if self.cast else (lambda a: a)  # noqa: E731
-        clients = [(up(c[0]), c[1], up(c[2]), c[3]) for c in problem.clients]
-        if train is None or self.cast:
+        clients = problem.clients
+        if train is None:
             train = CohortData([c[0] for c in clients], [c[1] for c in clients])
+        if self.cast:  # one float64 copy of the packed rows, clients as views of it
+            train = CohortData(_split(up(train.Xz), train.m), _split(train.yz, train.m))
         self.train = train
+        self.chunk = padded_chunk(train)
         self.classifier = bool(getattr(model, "is_classifier", False))
         self.core = getattr(oracle, "base", oracle)
         # per-client constants, once per run (Moreau: the full-data L of every client)
         self.L: np.ndarray | None = None
         if hasattr(self.core, "smoothness_many"):
             L = np.empty(self.n)
-            for a in range(0, self.n, EVAL_CHUNK):
-                cl = np.arange(a, min(self.n, a + EVAL_CHUNK))
+            for a in range(0, self.n, self.chunk):
+                cl = np.arange(a, min(self.n, a + self.chunk))
                 L[cl] = self.core.smoothness_many(model, *self.train.full(cl))
             self.L = L
         self.test_clients = np.asarray(
             [i for i, c in enumerate(clients) if int(c[2].shape[0]) > 0], dtype=np.int64)
         self.test = None
         if self.classifier and self.test_clients.size:
-            self.test = CohortData([clients[i][2] for i in self.test_clients.tolist()],
-                                   [clients[i][3] for i in self.test_clients.tolist()])
+            tc = self.test_clients.tolist()
+            Xt = packed_rows([clients[i][2] for i in tc])
+            mt = np.asarray([int(clients[i][2].shape[0]) for i in tc], dtype=np.int64)
+            self.test = CohortData(_split(up(Xt), mt), [clients[i][3] for i in tc])
+            self.test_chunk = padded_chunk(self.test, self.chunk)
 
     def _rows(self, w: Any, C: int) -> Any:
         if type(w) is np.ndarray:
@@ -97,8 +120,8 @@ class Evaluator:
             own = None if own is None else xp.astype(own, xp.float64)
         g_mean = g_w = None
         F = 0.0
-        for a in range(0, n, EVAL_CHUNK):
-            cl = np.arange(a, min(n, a + EVAL_CHUNK))
+        for a in range(0, n, self.chunk):
+            cl = np.arange(a, min(n, a + self.chunk))
             X, y, mask = self.train.full(cl)
             Fc, G = core.value_grad_many(kern, self._rows(w, cl.size), X, y, mask,
                                          None if self.L is None else self.L[cl])
@@ -115,8 +138,8 @@ class Evaluator:
             correct = total = 0
             accs = []
             tc = self.test_clients
-            for a in range(0, tc.size, EVAL_CHUNK):
-                loc = np.arange(a, min(tc.size, a + EVAL_CHUNK))
+            for a in range(0, tc.size, self.test_chunk):
+                loc = np.arange(a, min(tc.size, a + self.test_chunk))
                 cl = tc[loc]
                 Xt, yt, mt = self.test.full(loc)
                 W = self._rows(w, cl.size)
@@ -128,8 +151,9 @@ class Evaluator:
                     theta = core.personalize_many(kern, W, X, y, mask,
                                                   None if self.L is None else self.L[cl])
                 hit_p = to_numpy(xp.astype(kern.predict(theta, Xt) == yt, xp.int64))
-                real = (np.ones(Xt.shape[:2], dtype=bool) if self.test.full_mask is None
-                        else self.test.full_mask[loc])
+                real = self.test.real(loc)
+                if real is None:
+                    real = np.ones(Xt.shape[:2], dtype=bool)
                 mt_c = self.test.m[loc]
                 correct += int(np.sum(np.asarray(hit)[real]))
                 total += int(mt_c.sum())

@@ -66,3 +66,29 @@ def test_strict_cohort_paths_give_the_numpy_result(case):
     np.testing.assert_allclose(rs.params, rn.params, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(rs.history.loss, rn.history.loss, rtol=1e-12)
     assert rs.counters["n_inner"] == rn.counters["n_inner"]
+
+
+def test_strict_unequal_clients_padded_layout_and_float32_cast():
+    """Unequal client sizes (zero padding written with xp.where, the mask) and the packed
+    float32 cast under array_api_strict: the NumPy result."""
+    from persafl_np.personalization import Plain
+
+    def clients(to):
+        rng = np.random.default_rng(1)
+        return [tuple(to(a) for a in (rng.normal(size=(3 + 2 * k, 3)),
+                                      rng.integers(0, 3, 3 + 2 * k),
+                                      rng.normal(size=(2 + k, 3)), rng.integers(0, 3, 2 + k)))
+                for k in range(4)]
+
+    alg = Algorithm(persafl(0.5), Q=2, eta=0.1)  # full batches: the padded layout
+    for dtype in (None, "float32"):
+        ps = Problem.build(SoftmaxRegression(3), Plain(), clients(xp.asarray), seed=0,
+                           dtype=dtype)
+        pn = Problem.build(SoftmaxRegression(3), Plain(), clients(np.asarray), seed=0,
+                           dtype=dtype)
+        rs = run(ps, alg, EventDriven(), T=8, seed=1, eval_every=4)
+        rn = run(pn, alg, EventDriven(), T=8, seed=1, eval_every=4)
+        tol = 1e-12 if dtype is None else 1e-6
+        np.testing.assert_allclose(rs.params, rn.params, rtol=tol, atol=tol)
+        np.testing.assert_allclose(rs.history.loss, rn.history.loss, rtol=tol)
+        np.testing.assert_allclose(rs.history.acc_pers_mean, rn.history.acc_pers_mean)
