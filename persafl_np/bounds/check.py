@@ -12,6 +12,10 @@ trajectory is the same, evaluation draws no randomness) and the measured value i
 systematic-sample mean (1/|S|) Σ_{t∈S} ‖∇F(w^t)‖², S = {0, k, 2k, …} ∩ [0, T): an estimate of the
 left-hand side, not the left-hand side itself (:attr:`BoundCheck.stride` records which).
 
+The runs see the clients' training rows only (their test rows are dropped: the left-hand side
+of (T1) is a function of the training objective F alone, the trajectory never reads test rows,
+and the evaluation then skips the test accuracies, a third of its cost on the README config).
+
 The runs use one BLAS thread when threadpoolctl is installed (as ``persafl figures`` does): the
 matrices are small, so this is faster, and the measured values then do not depend on the
 machine's core count (a BLAS thread count can change float summation order).
@@ -40,56 +44,86 @@ __all__ = [
     "average_stationarity",
     "check_bound",
     "problem_constants",
-    "shared_design",
+    "quadratic_design",
 ]
 
 
 @dataclass(frozen=True)
 class SharedDesign:
-    """(A, centers) of a shared-design least-squares federation, recovered from its data."""
+    """A federation of quadratics f_i(w) = ½(w − c_i)ᵀA(w − c_i) + k_i with one Hessian A.
+
+    A: the shared Hessian (d × d, symmetric); centers: the c_i (n × d); offsets: k_i = min f_i
+    (n,), or ``None`` for 0 (``persafl_np.data.shifted_least_squares``: y_i = X c_i).
+    """
 
     A: np.ndarray
     centers: np.ndarray
+    offsets: np.ndarray | None = None
 
 
-def shared_design(dataset: Any) -> SharedDesign | None:
-    """A = XᵀX/m and c_i (minimum-norm solution of X c = y_i) if every client has the same X.
+def _host(a: Any) -> np.ndarray:
+    return np.asarray(to_numpy(a))
 
-    Returns ``None`` when the designs differ (then the Hessians differ and γ² is unbounded,
-    theory/assumptions.md §2). With a singular X any solution c_i gives the same F_i, and
-    the minimum-norm one gives the same H_F(c_i − c̄) (H_F = A·g(A)), so the constants are exact.
+
+def quadratic_design(model: Any, dataset: Any, w0: Any) -> SharedDesign | None:
+    """The shared-Hessian quadratic form of the clients' objectives, from the model's own methods.
+
+    Dispatch is on the model's declared constants (the constants protocol of
+    :class:`persafl_np.models.base.Model`), not on its class: a model whose Hessian-Lipschitz
+    constant ρ is 0 on every client has a constant Hessian, so each f_i is a quadratic. Then
+    A_i = ∇²f_i (``model.hessian``), c_i = w⁰ − A_i⁺∇f_i(w⁰) and k_i = f_i(c_i) (every
+    variant of eq. (AS-1) keeps the additive k_i, so L_F, γ² and Δ_F are those of the shifted
+    family; F* and F(w⁰) get the mean of k_i). Covers least squares with or without ℓ₂ and
+    any user quadratic model.
+
+    Returns ``None`` when some client declares ρ > 0 (not a quadratic: the bounded-gradient
+    family applies instead). Raises ``ValueError`` when the Hessians differ between clients
+    (γ² is then unbounded, theory/assumptions.md §2) or a gradient is not in the range of its
+    Hessian (f_i is unbounded below: no F*).
     """
     clients = dataset.clients
-    X0 = np.asarray(to_numpy(clients[0].X_train), dtype=np.float64)
-    for c in clients[1:]:
-        X = np.asarray(to_numpy(c.X_train))
-        if X.shape != X0.shape or not np.array_equal(X, X0):
-            return None
-    Y = np.stack([np.asarray(to_numpy(c.y_train), dtype=np.float64) for c in clients], axis=1)
-    C = np.linalg.lstsq(X0, Y, rcond=None)[0].T
-    if not np.allclose(C @ X0.T, Y.T, rtol=1e-9, atol=1e-9 * max(1.0, float(np.abs(Y).max()))):
-        return None  # y_i not in the range of X: not of the form ½(w − c_i)ᵀA(w − c_i)
-    A = X0.T @ X0 / X0.shape[0]
-    return SharedDesign(A=0.5 * (A + A.T), centers=C)
+    if any(float(model.hessian_lipschitz(c.X_train, c.y_train)) != 0.0 for c in clients):
+        return None
+    w = np.asarray(to_numpy(w0), dtype=np.float64)
+    A = None
+    centers, offsets = [], []
+    for i, c in enumerate(clients):
+        X, y = _host(c.X_train), _host(c.y_train)
+        H = np.asarray(to_numpy(model.hessian(w, X, y)), dtype=np.float64)
+        H = 0.5 * (H + H.T)
+        if A is None:
+            A = H
+        elif not np.allclose(H, A, rtol=0.0, atol=1e-12 * max(1.0, float(np.abs(A).max()))):
+            raise ValueError(
+                "dataset: the clients' quadratic objectives have different Hessians (e.g. least "
+                "squares with client-specific designs), so gamma2 is unbounded and (T1) is "
+                "vacuous (theory/assumptions.md §2)"
+            )
+        g = np.asarray(to_numpy(model.grad(w, X, y)), dtype=np.float64)
+        step = np.linalg.lstsq(A, g, rcond=None)[0]
+        if not np.allclose(A @ step, g, rtol=1e-9, atol=1e-9 * max(1.0, float(np.abs(g).max()))):
+            raise ValueError(
+                f"dataset: client {i}'s gradient is not in the range of its Hessian, so f_{i} is "
+                "unbounded below (no F*, C1 fails; theory/assumptions.md §2)"
+            )
+        centers.append(w - step)
+        offsets.append(float(to_numpy(model.loss(w - step, X, y))))
+    return SharedDesign(A=A, centers=np.stack(centers), offsets=np.asarray(offsets))
 
 
 def problem_constants(
     model: Any, oracle: Any, dataset: Any, w0: Any, *, batch_size: int | None = None
 ) -> ProblemConstants:
-    """Exact constants for shared-design least squares, bounds for bounded-gradient models.
+    """Constants of (T1) for the model's problem family, chosen by its declared constants.
 
-    Raises ``ValueError`` when neither applies (e.g. least squares with client-specific
-    designs: γ² = ∞, theory/assumptions.md §2).
+    Quadratics with a shared Hessian (ρ = 0 on every client, :func:`quadratic_design`): exact
+    constants (eqs. (AS-1)–(AS-3)). Otherwise the bounded-gradient family: upper bounds from
+    the model's L, ρ, B (eq. (AS-4), :func:`~persafl_np.bounds.constants.robust_constants`).
+    Raises ``ValueError`` when neither applies, naming the assumption that fails (different
+    Hessians: γ² = ∞; an infinite gradient bound B).
     """
-    from persafl_np.models import LeastSquares
-
-    if isinstance(model, LeastSquares) and model.l2 == 0.0:
-        design = shared_design(dataset)
-        if design is None:
-            raise ValueError(
-                "dataset: least-squares clients with different designs have different Hessians, "
-                "so gamma2 is unbounded and (T1) is vacuous (theory/assumptions.md §2)"
-            )
+    design = quadratic_design(model, dataset, w0)
+    if design is not None:
         return shifted_ls_constants(design, oracle, w0, batch_size=batch_size)
     return robust_constants(model, dataset, oracle, w0, batch_size=batch_size)
 
@@ -210,6 +244,11 @@ def check_bound(
     measured, weighted, shares, max_st = [], [], [], 0
     if run:
         import contextlib
+        import dataclasses
+
+        # training rows only (module docstring): same trajectory, same measured values
+        problem = dataclasses.replace(problem, clients=tuple(
+            (c[0], c[1], c[0][:0, ...], c[1][:0, ...]) for c in problem.clients))
 
         from persafl_np.sim import run as sim_run
 

@@ -85,8 +85,8 @@ def auto_stride(inst: BoundInstance) -> int:
 def _family(inst: BoundInstance, chk: BoundCheck) -> str:
     model = type(inst.problem.model).__name__
     if chk.constants.exact:
-        return (f"shifted least squares with a shared design ({model}): exact constants "
-                "(theory/assumptions.md eq. (AS-1))")
+        return (f"quadratics with a shared Hessian ({model}, rho = 0 on every client): exact "
+                "constants (theory/assumptions.md eq. (AS-1))")
     return (f"nonnegative bounded-gradient loss ({model}): L_F, gamma2, Delta_F are upper bounds "
             "and F* = 0 a lower bound (theory/assumptions.md eq. (AS-4))")
 

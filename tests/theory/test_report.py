@@ -126,3 +126,26 @@ def test_readme_config_satisfies_the_conditions():
     text = bound_report(path, run=False)
     assert "VIOLATED" not in text and "C5 holds; C4 holds" in text
     assert re.search(r"eta/max = 0\.99", text) and re.search(r"a/max = 0\.99", text)
+
+
+def test_check_bound_runs_on_training_rows_with_the_same_measured_values():
+    """check_bound drops the test rows for its runs (they only cost evaluation time): the
+    measured left-hand side is bit-identical to a run on the full problem, for every stride."""
+    from persafl_np.bounds.check import average_stationarity, check_bound
+    from persafl_np.bounds.report import instance_from_config
+    from persafl_np.sim import run as sim_run
+
+    cfg = SimConfig.from_dict({
+        "seed": 1, "T": 24, "model": {"name": "softmax"}, "oracle": {"name": "maml", "alpha": 0.01},
+        "data": {"name": "fedprox_synthetic", "n_clients": 4},
+        "algorithm": {"name": "persafl", "Q": 2, "eta": 0.01, "batch_size": 4},
+        "arrivals": {"mode": "theorem", "tau": 2}})
+    inst = instance_from_config(cfg, n_seeds=2)
+    assert any(int(c[2].shape[0]) > 0 for c in inst.problem.clients)  # there are test rows
+    for stride in (1, 5):
+        chk = check_bound(inst.problem, inst.algorithm, inst.arrivals, T=inst.T,
+                          seeds=inst.seeds, stride=stride)
+        full = [average_stationarity(sim_run(inst.problem, inst.algorithm, inst.arrivals,
+                                             T=inst.T, seed=s, eval_every=stride).history,
+                                     inst.T, stride=stride) for s in inst.seeds]
+        assert chk.measured == tuple(full)
