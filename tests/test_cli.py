@@ -179,3 +179,25 @@ def test_preview_titles_say_preview_with_real_sizes():
     assert title.startswith("PREVIEW") and f"{n_seeds} seed" in title
     assert f"T = {min(Ts)}" in title and "2000" not in title  # the full run's size is not claimed
     assert max(Ts) < max(r[3].T for r in load_figure_spec(cfg).runs)
+
+
+def test_run_summary_columns_are_summary_json_keys(tmp_path, capsys):
+    import json
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(CONFIG)
+    assert main(["run", str(cfg), "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = lines[1].split()
+    final = json.loads((tmp_path / "r" / "summary.json").read_text())["final"]
+    assert all(k.isidentifier() and k in final for k in header)
+    rows = [ln.split() for ln in lines[2:] if ln.strip().split(" ")[0].isdigit()]
+    assert rows and all(len(r) == len(header) for r in rows)  # one token per column
+    last = dict(zip(header, rows[-1], strict=True))
+    assert int(last["step"]) == final["step"]
+    assert float(last["loss"]) == float(f"{final['loss']:.4f}")
+    counters = json.loads((tmp_path / "r" / "summary.json").read_text())["counters"]
+    tail = next(ln for ln in lines if ln.startswith("counters: "))
+    for part in tail.removeprefix("counters: ").split(";")[0].split(", "):
+        key, value = part.split()
+        assert counters[key] == int(value), key
