@@ -201,3 +201,23 @@ def test_run_summary_columns_are_summary_json_keys(tmp_path, capsys):
     for part in tail.removeprefix("counters: ").split(";")[0].split(", "):
         key, value = part.split()
         assert counters[key] == int(value), key
+
+
+def test_sweep_docstring_example_is_a_valid_sweep_file():
+    """persafl_np.sweep's example, with this file's CONFIG as [base], parses and expands."""
+    import re
+    import tomllib
+
+    import persafl_np.sweep as sweep
+    from persafl_np.config import SimConfig
+
+    doc = sweep.__doc__
+    block = re.search(r"    name = .*?\n\n", doc, re.S).group(0)
+    example = "\n".join(ln[4:].split("#")[0].rstrip() for ln in block.splitlines())
+    base = "\n".join(("[base." + ln[1:]) if ln.startswith("[") else ln
+                     for ln in CONFIG.splitlines())
+    text = example.replace("[base]\n...", "[base]\n" + base)
+    spec = sweep.parse_sweep(tomllib.loads(text))
+    assert spec.seeds == [0, 1, 2] and spec.diverge_factor == 100.0
+    runs = sweep.expand(spec, SimConfig.from_dict)
+    assert len(runs) == 2 * 2 * 3
