@@ -426,9 +426,10 @@ def _add_bound(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=positive_int, default=4, metavar="N",
                    help="seeds averaged with --run (seed, seed+1, ...; default 4)")
     p.add_argument("--stride", type=stride_arg, default="auto", metavar="K|auto",
-                   help="with --run, evaluate ||grad F(w^t)||^2 at t = 0, K, 2K, ... < T; "
-                   "K = 1 measures the exact left-hand side of (T1); auto (default): 1 on small "
-                   "problems, else at most 100 evaluations per seed (an estimate, said so)")
+                   help="with --run, evaluate ||grad F(w^t)||^2 at t = 0, K, 2K, ... and T and "
+                   "interpolate linearly between them (trapezoid estimate); K = 1 measures the "
+                   "exact left-hand side of (T1); auto (default): 1 on small problems, else "
+                   "about 60 evaluations per seed (an estimate, said so)")
     p.add_argument("--json", type=out_file, default=None, metavar="FILE",
                    help="also write constants, conditions, terms, measured values and the ratio "
                    "as a JSON document")

@@ -69,9 +69,12 @@ def _fmt(x: float) -> str:
 
 
 #: a problem is "small" (stride 1 by default) when T × samples × parameters is at most this;
-#: otherwise the default stride keeps at most MAX_POINTS evaluations per seed.
+#: otherwise the default stride keeps about MAX_POINTS evaluations per seed (with t = T), and
+#: the measured value is the trapezoid estimate of ``check.average_stationarity``. 60: the
+#: README config (T = 600, k = 10) then takes 61 evaluations per seed, ~35 s for 4 seeds on 2
+#: loaded cores, with an estimate within 2.5 % of the exact one (check.py module docstring).
 SMALL_WORK = 2e7
-MAX_POINTS = 100
+MAX_POINTS = 60
 
 
 def auto_stride(inst: BoundInstance) -> int:
@@ -132,19 +135,24 @@ def bound_assessment(inst: BoundInstance, chk: BoundCheck, run: bool) -> tuple[s
     return "holds", []
 
 
+def _points(chk: BoundCheck, T: int) -> int:
+    """Evaluated steps per seed: t = 0, k, 2k, … < T, plus t = T for a strided estimate."""
+    return T if chk.stride == 1 else len(range(0, T, chk.stride)) + 1
+
+
 def _measured_label(chk: BoundCheck) -> str:
     if chk.stride == 1:
         return "(1/T) sum_t ||grad F(w^t)||^2"
-    return f"mean over t = 0, {chk.stride}, {2 * chk.stride}, ... < T of ||grad F(w^t)||^2"
+    return "(1/T) sum_t ||grad F(w^t)||^2 (trapezoid estimate)"
 
 
 def _measured_what(chk: BoundCheck, T: int) -> str:
     if chk.stride == 1:
         return "(1/T) sum_{t<T} ||grad F(w^t)||^2 (every step: the left-hand side of (T1))"
-    n = len(range(0, T, chk.stride))
-    return (f"mean of ||grad F(w^t)||^2 over t = 0, {chk.stride}, {2 * chk.stride}, ... < T "
-            f"({n} of the {T} steps; an estimate of the left-hand side of (T1), exact with "
-            "--stride 1)")
+    return (f"(1/T) sum_{{t<T}} ||grad F(w^t)||^2 estimated from t = 0, {chk.stride}, "
+            f"{2 * chk.stride}, ..., T ({_points(chk, T)} evaluated steps of {T}) by linear "
+            "interpolation between them (trapezoid); an estimate of the left-hand side of (T1), "
+            "exact with --stride 1")
 
 
 def _header(inst: BoundInstance, chk: BoundCheck) -> list[str]:
@@ -189,7 +197,8 @@ def _body(inst: BoundInstance, chk: BoundCheck, run: bool) -> list[str]:
             + (f" +- {_fmt(se)} (s.e.)" if math.isfinite(se) else "")
             + f" over seeds {list(inst.seeds)}",
             "  (" + ("every step: the left-hand side of (T1)" if chk.stride == 1 else
-                     f"{len(range(0, inst.T, chk.stride))} of the {inst.T} steps: an estimate of "
+                     f"evaluated at t = 0, {chk.stride}, {2 * chk.stride}, ..., {inst.T} "
+                     f"({_points(chk, inst.T)} steps), linear in t between them: an estimate of "
                      "the left-hand side of (T1), exact with --stride 1") + ")",
         ]
         if math.isfinite(b.total) and b.total > 0:
@@ -248,7 +257,7 @@ def bound_document(inst: BoundInstance, chk: BoundCheck, run: bool) -> dict[str,
         finite = math.isfinite(b.total) and b.total > 0
         doc["measured"] = {
             "quantity": _measured_what(chk, inst.T), "stride": chk.stride,
-            "points_per_seed": len(range(0, inst.T, chk.stride)), "seeds": list(inst.seeds),
+            "points_per_seed": _points(chk, inst.T), "seeds": list(inst.seeds),
             "per_seed": list(chk.measured), "mean": _num(chk.measured_mean),
             "stderr": _num(chk.measured_stderr), "weighted_per_seed": list(chk.weighted),
             "shares": list(chk.shares or ()), "max_staleness": chk.max_staleness,
