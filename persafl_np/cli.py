@@ -394,7 +394,7 @@ def _cmd_bound(args: argparse.Namespace) -> int:
     cfg = load_run_config(args.config, args.set)
     verdict = run_bound_report(cfg, run=args.run, n_seeds=args.seeds, stride=args.stride,
                                json_path=args.json, progress=not args.quiet,
-                               emit=lambda line: print(line, flush=True))
+                               emit=lambda line: print(line, flush=True), workers=args.workers)
     _print_applicable_bounds(cfg)
     return EXIT_OK if verdict == "holds" else EXIT_BOUND
 
@@ -433,6 +433,9 @@ def _add_bound(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--json", type=out_file, default=None, metavar="FILE",
                    help="also write constants, conditions, terms, measured values and the ratio "
                    "as a JSON document")
+    p.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                   help="with --run, run up to N seeds at once (default: one per core, at most "
+                   "one per seed; the measured values do not depend on it)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_bound)
 

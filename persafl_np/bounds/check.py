@@ -22,7 +22,8 @@ and the evaluation then skips the test accuracies, a third of its cost on the RE
 
 The runs use one BLAS thread when threadpoolctl is installed (as ``persafl figures`` does): the
 matrices are small, so this is faster, and the measured values then do not depend on the
-machine's core count (a BLAS thread count can change float summation order).
+machine's core count (a BLAS thread count can change float summation order). Independent seeds
+may run in parallel processes (``workers``); each is the same single-threaded run.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from persafl_np.arguments import check_int
 from persafl_np.backend import to_numpy
 from persafl_np.bounds.constants import (
     ProblemConstants,
@@ -212,6 +214,79 @@ class BoundCheck:
         return self.measured_mean / self.sharp.total if self.sharp.total > 0 else math.nan
 
 
+def _one_thread() -> Any:
+    """A BLAS thread limit for one run (a fresh context per run: it applies at once)."""
+    import contextlib
+
+    try:  # scikit-learn's dependency; absent, BLAS keeps its default thread count
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _measure_seed(job: tuple, seed: int,
+                  progress: Callable[[int, int], None] | None = None) -> tuple:
+    """(measured, weighted, shares, max staleness) of one seed's run (module docstring)."""
+    from persafl_np.sim import run as sim_run
+
+    problem, algorithm, arrivals, T, stride = job
+    kw = {} if progress is None else {"progress": progress}
+    with _one_thread():
+        res = sim_run(problem, algorithm, arrivals, T=T, seed=seed, eval_every=stride, **kw)
+    if res.status != "ok":
+        raise ValueError(f"run with seed {seed} ended with status {res.status}: {res.message}")
+    return (average_stationarity(res.history, T, stride=stride),
+            average_stationarity(res.history, T, "weighted_grad_norm2", stride=stride),
+            np.asarray(res.shares, dtype=np.float64), int(res.counters["max_staleness"]))
+
+
+#: The job the forked workers of :func:`_measure_seeds` inherit (set only while they run):
+#: the problem and the rule hold closures, which cannot be pickled, and need not be.
+_FORK_JOB: tuple | None = None
+
+
+def _forked_seed(seed: int) -> tuple:
+    assert _FORK_JOB is not None
+    return _measure_seed(_FORK_JOB, seed)
+
+
+def _measure_seeds(job: tuple, seeds: list[int], workers: int,
+                   progress: Callable[[int, int], None] | None) -> list[tuple]:
+    """Every seed's measurement, in seed order; up to ``workers`` forked processes at once."""
+    import multiprocessing as mp
+
+    T = job[3]
+    total = len(seeds) * T
+    if workers == 1 or len(seeds) == 1 or "fork" not in mp.get_all_start_methods():
+        out = []
+        for k, s in enumerate(seeds):
+            tick = None if progress is None else (
+                lambda v, _T, k=k: progress(k * T + v, total))
+            out.append(_measure_seed(job, s, tick))
+        return out
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    global _FORK_JOB
+    _FORK_JOB = job
+    results: dict[int, tuple] = {}
+    try:
+        with ProcessPoolExecutor(max_workers=min(workers, len(seeds)),
+                                 mp_context=mp.get_context("fork")) as pool:
+            futures = {pool.submit(_forked_seed, s): k for k, s in enumerate(seeds)}
+            try:
+                for fut in as_completed(futures):
+                    results[futures[fut]] = fut.result()
+                    if progress is not None:
+                        progress(len(results) * T, total)
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    finally:
+        _FORK_JOB = None
+    return [results[k] for k in range(len(seeds))]
+
+
 def check_bound(
     problem: Any,
     algorithm: Any,
@@ -224,6 +299,7 @@ def check_bound(
     constants: ProblemConstants | None = None,
     stride: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> BoundCheck:
     """Evaluate (T1) for a simulator problem and (optionally) measure its left-hand side.
 
@@ -234,10 +310,15 @@ def check_bound(
     schedules — C4 is not guaranteed otherwise, theory/assumptions.md §3).
     constants: override the computed :class:`ProblemConstants`.
     stride: evaluate every ``stride`` steps (1: the exact left-hand side; module docstring).
-    progress: ``progress(done, total)`` server steps over all seeds (a progress bar).
+    progress: ``progress(done, total)`` server steps over all seeds (a progress bar; with
+        ``workers > 1`` it advances when a seed's run ends).
+    workers: run up to this many seeds at once in forked processes (Linux/macOS; elsewhere, or
+        with 1, one after the other). The measured values are the same bits either way: each
+        seed is one deterministic run on one BLAS thread.
     """
     if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
         raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
+    workers = check_int(workers, "workers", 1)
     rule = algorithm.rule
     params = dict(rule.params)
     if rule.name == "persafl":
@@ -263,37 +344,17 @@ def check_bound(
                                       batch_size=algorithm.batch_size)
     measured, weighted, shares, max_st = [], [], [], 0
     if run:
-        import contextlib
         import dataclasses
 
         # training rows only (module docstring): same trajectory, same measured values
         problem = dataclasses.replace(problem, clients=tuple(
             (c[0], c[1], c[0][:0, ...], c[1][:0, ...]) for c in problem.clients))
-
-        from persafl_np.sim import run as sim_run
-
-        try:  # scikit-learn's dependency; absent, BLAS keeps its default thread count
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # pragma: no cover
-            threadpool_limits = None
-
-        def one_thread() -> Any:  # a fresh context per run: threadpool_limits applies at once
-            return (contextlib.nullcontext() if threadpool_limits is None
-                    else threadpool_limits(limits=1, user_api="blas"))
-
-        for k, s in enumerate(seeds):
-            kw = {} if progress is None else {
-                "progress": lambda v, _T, k=k: progress(k * T + v, len(seeds) * T)}
-            with one_thread():
-                res = sim_run(problem, algorithm, arrivals, T=T, seed=int(s), eval_every=stride,
-                              **kw)
-            if res.status != "ok":
-                raise ValueError(f"run with seed {s} ended with status {res.status}: {res.message}")
-            measured.append(average_stationarity(res.history, T, stride=stride))
-            weighted.append(average_stationarity(res.history, T, "weighted_grad_norm2",
-                                                 stride=stride))
-            shares.append(np.asarray(res.shares, dtype=np.float64))
-            max_st = max(max_st, int(res.counters["max_staleness"]))
+        job = (problem, algorithm, arrivals, T, stride)
+        for m in _measure_seeds(job, [int(s) for s in seeds], workers, progress):
+            measured.append(m[0])
+            weighted.append(m[1])
+            shares.append(m[2])
+            max_st = max(max_st, m[3])
     if tau is None:
         from persafl_np.sim import TheoremMode
 

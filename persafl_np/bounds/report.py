@@ -21,7 +21,7 @@ from persafl_np.bounds.check import BoundCheck, check_bound
 from persafl_np.bounds.theorem import TERM_NAMES
 
 __all__ = ["BoundInstance", "auto_stride", "bound_assessment", "bound_document", "bound_report",
-           "instance_from_config", "run_bound_report"]
+           "default_workers", "instance_from_config", "run_bound_report"]
 
 
 @dataclass(frozen=True)
@@ -268,10 +268,17 @@ def bound_document(inst: BoundInstance, chk: BoundCheck, run: bool) -> dict[str,
 
 
 def _check(inst: BoundInstance, run: bool, stride: int, progress: Any = None,
-           constants: Any = None) -> BoundCheck:
+           constants: Any = None, workers: int = 1) -> BoundCheck:
     return check_bound(inst.problem, inst.algorithm, inst.arrivals, T=inst.T,
                        tau=_tau(inst, run), seeds=inst.seeds, run=run, stride=stride,
-                       progress=progress, constants=constants)
+                       progress=progress, constants=constants, workers=workers)
+
+
+def default_workers(n_seeds: int) -> int:
+    """Seeds run at once by default: one per core, at most one per seed."""
+    import os
+
+    return max(1, min(n_seeds, os.cpu_count() or 1))
 
 
 def _instance(config_or_instance: Any, n_seeds: int) -> BoundInstance:
@@ -301,9 +308,11 @@ def bound_report(config_or_instance: Any, run: bool = False, *, n_seeds: int = 4
 
 def run_bound_report(config: Any, *, run: bool = False, n_seeds: int = 4,
                      stride: int | str = "auto", json_path: str | Path | None = None,
-                     progress: bool = True, emit: Callable[[str], Any] = print) -> str:
+                     progress: bool = True, emit: Callable[[str], Any] = print,
+                     workers: int | None = None) -> str:
     """``persafl bound``: print the report as it is computed, write ``json_path`` (optional);
-    return the verdict of :func:`bound_assessment`.
+    return the verdict of :func:`bound_assessment`. ``workers``: seeds run at once
+    (None: :func:`default_workers`; the measured values do not depend on it).
 
     An instance the bound cannot be evaluated on at all (no known constants, e.g. least
     squares with client-specific designs, or a rule other than persafl/fedbuff) is reported
@@ -367,7 +376,9 @@ def run_bound_report(config: Any, *, run: bool = False, n_seeds: int = 4,
             bar.update(done - bar.n)
 
         try:
-            chk = _check(inst, True, k, progress=tick, constants=chk.constants)
+            chk = _check(inst, True, k, progress=tick, constants=chk.constants,
+                         workers=default_workers(len(inst.seeds)) if workers is None
+                         else workers)
         finally:
             if bar is not None:
                 bar.close()

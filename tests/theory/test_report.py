@@ -149,3 +149,26 @@ def test_check_bound_runs_on_training_rows_with_the_same_measured_values():
                                              T=inst.T, seed=s, eval_every=stride).history,
                                      inst.T, stride=stride) for s in inst.seeds]
         assert chk.measured == tuple(full)
+
+
+def test_check_bound_in_forked_workers_measures_the_same_bits():
+    from persafl_np.bounds.check import check_bound
+    from persafl_np.bounds.report import instance_from_config
+
+    cfg = SimConfig.from_dict({
+        "seed": 2, "T": 20, "model": {"name": "softmax"}, "oracle": {"name": "maml", "alpha": 0.01},
+        "data": {"name": "fedprox_synthetic", "n_clients": 4},
+        "algorithm": {"name": "persafl", "Q": 2, "eta": 0.01, "batch_size": 4},
+        "arrivals": {"mode": "event"}})
+    inst = instance_from_config(cfg, n_seeds=3)
+    ticks = []
+    kw = dict(T=inst.T, seeds=inst.seeds, stride=4)
+    one = check_bound(inst.problem, inst.algorithm, inst.arrivals, **kw)
+    two = check_bound(inst.problem, inst.algorithm, inst.arrivals, workers=2,
+                      progress=lambda d, t: ticks.append((d, t)), **kw)
+    assert (two.measured, two.weighted, two.shares, two.max_staleness) == (
+        one.measured, one.weighted, one.shares, one.max_staleness)
+    assert two.bound == one.bound
+    assert sorted(ticks) == [(20, 60), (40, 60), (60, 60)]
+    with pytest.raises(ValueError, match="workers"):
+        check_bound(inst.problem, inst.algorithm, inst.arrivals, workers=0, **kw)
