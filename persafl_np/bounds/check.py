@@ -12,9 +12,9 @@ trajectory is the same, evaluation draws no randomness) and the measured value i
 estimate of :func:`average_stationarity` (linear interpolation between the evaluated steps): an
 estimate of the left-hand side, not the left-hand side itself (:attr:`BoundCheck.stride`
 records which). On the README's run config (T = 600, a curve that falls 25-fold in the first
-100 steps) it was within 2.5 % of the exact value at k = 10 for seeds 0–3, below the
-seed-to-seed standard error (5 %), where the plain mean over the evaluated steps was 11–18 %
-high (benchmarks/bench_bound_cli.py, CHANGELOG).
+100 steps) it was within 3.1 % of the exact stride-1 value at k = 10 for each of seeds 0–3
+(their mean within 0.1 %), below the seed-to-seed standard error (6 %), where the plain mean
+over the evaluated steps was 11–20 % high.
 
 The runs see the clients' training rows only (their test rows are dropped: the left-hand side
 of (T1) is a function of the training objective F alone, the trajectory never reads test rows,
@@ -143,7 +143,7 @@ def average_stationarity(history: Any, T: int, column: str = "grad_norm2",
     engine evaluates t = T too): between consecutive s < s′ of S the k values are replaced by
     the straight line through (s, g_s) and (s′, g_s′), so the estimate is
     (1/T) Σ_{(s, s′)} [(s′ − s) g_s + (g_s′ − g_s)(s′ − s − 1)/2] — exact when g_t is affine
-    in t between the points. (The plain mean over S overestimates a decaying curve: +6 % at
+    in t between the points. (The plain mean over S overestimates a decaying curve: +6..11 % at
     k = 6 on the README config, where this estimate is within 2 %; module docstring.)
     """
     steps = np.asarray(history.step)

@@ -71,8 +71,8 @@ def _fmt(x: float) -> str:
 #: a problem is "small" (stride 1 by default) when T × samples × parameters is at most this;
 #: otherwise the default stride keeps about MAX_POINTS evaluations per seed (with t = T), and
 #: the measured value is the trapezoid estimate of ``check.average_stationarity``. 60: the
-#: README config (T = 600, k = 10) then takes 61 evaluations per seed, ~35 s for 4 seeds on 2
-#: loaded cores, with an estimate within 2.5 % of the exact one (check.py module docstring).
+#: README config (T = 600, k = 10) then takes 61 evaluations per seed, with an estimate within
+#: 3.1 % of the exact one per seed (check.py module docstring).
 SMALL_WORK = 2e7
 MAX_POINTS = 60
 
