@@ -3,29 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from run_configs import SMALL_EVENT
 
 from persafl_np.cli import main
 
-CONFIG = """seed = 1
-T = 30
-eval_every = 10
-[data]
-n_clients = 4
-n_features = 3
-n_samples = 10
-[algorithm]
-name = "persafl"
-Q = 2
-eta = 0.05
-batch_size = 4
-[arrivals]
-mode = "event"
-staleness = "drop"
-tau_max = 2
-[arrivals.job_time]
-law = "lognormal"
-sigma = 1.0
-"""
+CONFIG = SMALL_EVENT
 
 
 def test_demo_runs_and_prints_a_summary(capsys, tmp_path):
