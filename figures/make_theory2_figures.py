@@ -20,13 +20,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import scipy.linalg
 
 from persafl_np.algorithms import Algorithm, ClientReweight, persafl
 from persafl_np.bounds.arrival import arrival_bound, reweighted_bound
 from persafl_np.bounds.constants import personalized_hessian
 from persafl_np.bounds.shares import shares_from_rates, weighted_ls_constants
-from persafl_np.bounds.staleness_linear import martingale_bound
+from persafl_np.bounds.staleness_linear import delayed_sgd_stationary, martingale_bound
 from persafl_np.bounds.theorem import stationarity_bound
 from persafl_np.data import shifted_least_squares
 from persafl_np.models import LeastSquares
@@ -39,19 +38,6 @@ TAUS = (1, 2, 4, 8, 16, 32, 48)
 RATES = (1.0, 1.0, 2.0, 6.0)
 SEEDS = (0, 1, 2)
 T_GRID = (200, 800, 3200, 12800, 51200)
-
-
-def delayed_sgd_stationary(a: float, L: float, tau: int, sigma2: float) -> float:
-    """Stationary E‖∇F‖² of w^{t+1} = w^t − a(Lw^{t−τ} + ξ_t), E‖ξ‖² = σ² (Lyapunov)."""
-    m = tau + 1
-    A = np.zeros((m, m))
-    A[0, 0] = 1.0
-    A[0, tau] -= a * L
-    for k in range(1, m):
-        A[k, k - 1] = 1.0
-    B = np.zeros((m, m))
-    B[0, 0] = a * a * sigma2
-    return float(L * L * scipy.linalg.solve_discrete_lyapunov(A, B)[0, 0])
 
 
 def staleness_figure() -> Path:

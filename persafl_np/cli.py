@@ -171,24 +171,30 @@ def load_run_config(path: Path, overrides: Sequence[tuple[str, Any]] = ()) -> An
 
 # -- output ----------------------------------------------------------------------------------
 
+#: The history columns `persafl run` prints, named as in history.csv and summary.json's
+#: ``final``, with their number formats.
+SUMMARY_COLUMNS = (("step", "d"), ("time", ".3f"), ("loss", ".4f"), ("grad_norm2", ".4g"),
+                   ("weighted_grad_norm2", ".4g"), ("acc_global", ".3f"),
+                   ("acc_pers_mean", ".3f"), ("acc_pers_min", ".3f"))
+
+
 def _summary(res: Any, wall: float) -> str:
     h = res.history
+    width = {k: max(len(k), 9) for k, _ in SUMMARY_COLUMNS}
     lines = [f"status: {res.status}" + (f" ({res.message})" if res.message else ""),
-             f"{'step':>6} {'time':>9} {'F(w)':>9} {'|gradF|^2':>10} {'|grad sum p_i F_i|^2':>21}"
-             f" {'acc global':>10} {'acc pers mean':>13} {'acc pers min':>12}"]
+             " ".join(f"{k:>{width[k]}}" for k, _ in SUMMARY_COLUMNS)]
     for r in range(len(h)):
-        lines.append(
-            f"{int(h.step[r]):>6} {h.time[r]:>9.3f} {h.loss[r]:>9.4f} {h.grad_norm2[r]:>10.4g} "
-            f"{h.weighted_grad_norm2[r]:>21.4g} {h.acc_global[r]:>10.3f} "
-            f"{h.acc_pers_mean[r]:>13.3f} {h.acc_pers_min[r]:>12.3f}"
-        )
+        lines.append(" ".join(
+            f"{(int(h.columns[k][r]) if fmt == 'd' else float(h.columns[k][r])):>{width[k]}{fmt}}"
+            for k, fmt in SUMMARY_COLUMNS))
     c = res.counters
     tr = res.trace
     st = f"{tr.staleness.mean():.2f}" if len(tr.staleness) else "n/a"
     lines.append(
-        f"arrivals {c['arrivals']}, applied {c['applied']}, dropped {c['dropped']}, failed "
-        f"{c['failed']}; staleness mean {st} max {c['max_staleness']}; "
-        f"gradient evaluations {c['n_grad']} (+{c['n_hvp']} Hessian-vector products)"
+        "counters: " + ", ".join(f"{k} {c[k]}" for k in ("arrivals", "applied", "dropped",
+                                                          "failed", "max_staleness", "n_grad",
+                                                          "n_hvp"))
+        + f"; staleness mean {st}"
     )
     p = res.shares
     lines.append(f"arrival shares p_i: min {p.min():.3f} max {p.max():.3f} (uniform "
@@ -388,7 +394,7 @@ def _cmd_bound(args: argparse.Namespace) -> int:
     cfg = load_run_config(args.config, args.set)
     verdict = run_bound_report(cfg, run=args.run, n_seeds=args.seeds, stride=args.stride,
                                json_path=args.json, progress=not args.quiet,
-                               emit=lambda line: print(line, flush=True))
+                               emit=lambda line: print(line, flush=True), workers=args.workers)
     _print_applicable_bounds(cfg)
     return EXIT_OK if verdict == "holds" else EXIT_BOUND
 
@@ -420,12 +426,16 @@ def _add_bound(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=positive_int, default=4, metavar="N",
                    help="seeds averaged with --run (seed, seed+1, ...; default 4)")
     p.add_argument("--stride", type=stride_arg, default="auto", metavar="K|auto",
-                   help="with --run, evaluate ||grad F(w^t)||^2 at t = 0, K, 2K, ... < T; "
-                   "K = 1 measures the exact left-hand side of (T1); auto (default): 1 on small "
-                   "problems, else at most 100 evaluations per seed (an estimate, said so)")
+                   help="with --run, evaluate ||grad F(w^t)||^2 at t = 0, K, 2K, ... and T and "
+                   "interpolate linearly between them (trapezoid estimate); K = 1 measures the "
+                   "exact left-hand side of (T1); auto (default): 1 on small problems, else "
+                   "about 60 evaluations per seed (an estimate, said so)")
     p.add_argument("--json", type=out_file, default=None, metavar="FILE",
                    help="also write constants, conditions, terms, measured values and the ratio "
                    "as a JSON document")
+    p.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                   help="with --run, run up to N seeds at once (default: one per core, at most "
+                   "one per seed; the measured values do not depend on it)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_bound)
 

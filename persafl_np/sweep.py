@@ -2,15 +2,17 @@
 
 A sweep file (TOML) has three parts::
 
-    name = "staleness"            # optional
-    seeds = [0, 1, 2]             # required, at least one
+    name = "step_sizes"           # optional
+    seeds = [0, 1, 2]             # optional (default [0]): distinct integers >= 0
+    diverge_factor = 100.0        # optional (default off): "diverged" when loss > factor × start
     [base]                        # a full run configuration (same tables as `persafl run`)
     ...
     [grid]                        # dotted config paths -> lists of values (Cartesian product)
-    "arrivals.tau_max" = [0, 2, 5]
+    "algorithm.eta" = [0.01, 0.05]
     "algorithm.name" = ["persafl", "fedasync"]
 
-    diverge_factor = 100.0        # optional (default off): "diverged" when loss > factor × start
+The top-level keys come before the first table (TOML puts a key written after ``[grid]`` into
+the grid). ``tests/test_cli.py`` runs this example with a small ``[base]``.
 
 Each grid point × seed becomes one run with its own directory under the output
 directory, named from the varied values (``run-0003__algorithm.name=fedasync__seed=1``).

@@ -3,29 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from run_configs import SMALL_EVENT
 
 from persafl_np.cli import main
 
-CONFIG = """seed = 1
-T = 30
-eval_every = 10
-[data]
-n_clients = 4
-n_features = 3
-n_samples = 10
-[algorithm]
-name = "persafl"
-Q = 2
-eta = 0.05
-batch_size = 4
-[arrivals]
-mode = "event"
-staleness = "drop"
-tau_max = 2
-[arrivals.job_time]
-law = "lognormal"
-sigma = 1.0
-"""
+CONFIG = SMALL_EVENT
 
 
 def test_demo_runs_and_prints_a_summary(capsys, tmp_path):
@@ -179,3 +161,45 @@ def test_preview_titles_say_preview_with_real_sizes():
     assert title.startswith("PREVIEW") and f"{n_seeds} seed" in title
     assert f"T = {min(Ts)}" in title and "2000" not in title  # the full run's size is not claimed
     assert max(Ts) < max(r[3].T for r in load_figure_spec(cfg).runs)
+
+
+def test_run_summary_columns_are_summary_json_keys(tmp_path, capsys):
+    import json
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(CONFIG)
+    assert main(["run", str(cfg), "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = lines[1].split()
+    final = json.loads((tmp_path / "r" / "summary.json").read_text())["final"]
+    assert all(k.isidentifier() and k in final for k in header)
+    rows = [ln.split() for ln in lines[2:] if ln.strip().split(" ")[0].isdigit()]
+    assert rows and all(len(r) == len(header) for r in rows)  # one token per column
+    last = dict(zip(header, rows[-1], strict=True))
+    assert int(last["step"]) == final["step"]
+    assert float(last["loss"]) == float(f"{final['loss']:.4f}")
+    counters = json.loads((tmp_path / "r" / "summary.json").read_text())["counters"]
+    tail = next(ln for ln in lines if ln.startswith("counters: "))
+    for part in tail.removeprefix("counters: ").split(";")[0].split(", "):
+        key, value = part.split()
+        assert counters[key] == int(value), key
+
+
+def test_sweep_docstring_example_is_a_valid_sweep_file():
+    """persafl_np.sweep's example, with this file's CONFIG as [base], parses and expands."""
+    import re
+    import tomllib
+
+    import persafl_np.sweep as sweep
+    from persafl_np.config import SimConfig
+
+    doc = sweep.__doc__
+    block = re.search(r"    name = .*?\n\n", doc, re.S).group(0)
+    example = "\n".join(ln[4:].split("#")[0].rstrip() for ln in block.splitlines())
+    base = "\n".join(("[base." + ln[1:]) if ln.startswith("[") else ln
+                     for ln in CONFIG.splitlines())
+    text = example.replace("[base]\n...", "[base]\n" + base)
+    spec = sweep.parse_sweep(tomllib.loads(text))
+    assert spec.seeds == [0, 1, 2] and spec.diverge_factor == 100.0
+    runs = sweep.expand(spec, SimConfig.from_dict)
+    assert len(runs) == 2 * 2 * 3

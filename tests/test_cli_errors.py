@@ -273,7 +273,8 @@ def test_theorem_template_bound_holds_and_json(tmp_path, capsys):
     doc = json.loads(j.read_text())
     assert doc["verdict"] == "holds" and doc["reasons"] == []
     assert doc["conditions"]["eta_ok"] and doc["conditions"]["a_ok"]
-    assert doc["family"].startswith("shifted least squares") and doc["constants"]["exact"]
+    assert doc["family"].startswith("quadratics with a shared Hessian")
+    assert doc["constants"]["exact"]
     assert doc["measured"]["stride"] == 1 and doc["measured"]["points_per_seed"] == 200
     assert len(doc["measured"]["per_seed"]) == 2
     assert 0 < doc["ratio"] < 1 and set(doc["terms"]["d4"]) >= {"init", "stale_noise", "total"}
@@ -313,7 +314,7 @@ def test_bound_with_infinite_bound_prints_no_ratio(tmp_path, capsys):
 
 def test_stride_measures_the_same_trajectory(tmp_path):
     """eval_every does not change the run (evaluation draws no randomness), so a strided
-    measurement is a systematic sample of the same sequence ‖∇F(w^t)‖²."""
+    measurement interpolates the same sequence ‖∇F(w^t)‖² (trapezoid over t = 0, 3, ..., 30)."""
     from persafl_np.bounds.check import average_stationarity
     from persafl_np.config import SimConfig, simulate
 
@@ -325,8 +326,11 @@ def test_stride_measures_the_same_trajectory(tmp_path):
     np.testing.assert_array_equal(full.trace.pulled_version, strided.trace.pulled_version)
     g = full.history.grad_norm2
     assert average_stationarity(full.history, 30) == pytest.approx(np.mean(g[:30]), rel=1e-14)
+    pts = g[0:31:3]  # t = 0, 3, ..., 30 (t = T is evaluated too)
+    pairs = zip(pts[:-1], pts[1:], strict=True)
+    trapezoid = sum(3 * a + (b - a) * (3 - 1) / 2 for a, b in pairs) / 30
     assert average_stationarity(strided.history, 30, stride=3) == pytest.approx(
-        np.mean(g[0:30:3]), rel=1e-14)
+        trapezoid, rel=1e-14)
     five = simulate(SimConfig.from_dict({**base, "eval_every": 5}))
     with pytest.raises(ValueError, match="eval_every=3"):
         average_stationarity(five.history, 30, stride=3)  # t = 3 was never evaluated
@@ -372,3 +376,24 @@ def test_real_ctrl_c_exits_130_without_traceback(tmp_path):
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130 and "Traceback" not in err and "interrupted" in err, err
+
+
+def test_strided_estimate_is_exact_on_affine_pieces_and_uses_t_equal_T():
+    """The trapezoid estimate of average_stationarity: exact when ||grad F||^2 is affine in t
+    between the evaluated steps (T not a multiple of the stride: a short last piece), where the
+    plain mean over the evaluated steps is not; it needs the row at t = T."""
+    from types import SimpleNamespace
+
+    from persafl_np.bounds.check import average_stationarity
+
+    T, k = 23, 5
+    t = np.arange(T + 1, dtype=float)
+    g = np.where(t < 10, 5.0 - 0.4 * t, 1.0 + 0.1 * (t - 10))  # affine on [0, 10] and [10, 23]
+    pts = sorted(set(range(0, T, k)) | {T})
+    hist = SimpleNamespace(step=np.asarray(pts, dtype=float), grad_norm2=g[pts])
+    exact = float(np.mean(g[:T]))
+    assert average_stationarity(hist, T, stride=k) == pytest.approx(exact, rel=1e-13)
+    assert abs(float(np.mean(g[0:T:k])) - exact) > 0.05  # the systematic sample is off
+    no_end = SimpleNamespace(step=np.asarray(pts[:-1], dtype=float), grad_norm2=g[pts[:-1]])
+    with pytest.raises(ValueError, match="T = 23"):
+        average_stationarity(no_end, T, stride=k)

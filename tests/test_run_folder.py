@@ -6,25 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from run_configs import SMALL_EVENT
 
 from persafl_np import fingerprint
 from persafl_np.cli import main
 from persafl_np.run_folder import read_cli_json
 
-A = """seed = 1
-T = 30
-eval_every = 10
-[data]
-n_clients = 4
-n_features = 3
-n_samples = 10
-[algorithm]
-name = "persafl"
-Q = 2
-eta = 0.05
-[arrivals]
-mode = "event"
-"""
+A = SMALL_EVENT
 B = A.replace("eta = 0.05", "eta = 0.02")
 
 

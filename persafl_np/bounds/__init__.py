@@ -33,6 +33,7 @@ from persafl_np.bounds.generalized_smooth import (
     maml_l0_l1,
     sync_gd_bound,
 )
+from persafl_np.bounds.maml_batches import BatchStatistics, batch_statistics, disjoint_bias_bound
 from persafl_np.bounds.pep import PEPResult, pep_worst_case
 from persafl_np.bounds.report import BoundInstance, bound_report, instance_from_config
 from persafl_np.bounds.shares import (
@@ -86,6 +87,7 @@ __all__ = [
     "weighted_ls_constants",
     "TERM_NAMES",
     "ArrivalAssumptions",
+    "BatchStatistics",
     "BoundCheck",
     "BoundInputs",
     "BoundInstance",
@@ -103,8 +105,10 @@ __all__ = [
     "T3Bound",
     "arrival_assumptions",
     "average_stationarity",
+    "batch_statistics",
     "bound_report",
     "check_bound",
+    "disjoint_bias_bound",
     "corollary_step_sizes",
     "estimate_sigma2",
     "falsify",

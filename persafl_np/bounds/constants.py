@@ -1,16 +1,17 @@
 """Problem constants for the bound (T1) of theory/async_theorem.md: L_F, F*, Δ_F, γ², σ².
 
-Two families (theory/assumptions.md §2):
+Two families (theory/assumptions.md §2), chosen by the model's declared constants
+(:func:`persafl_np.bounds.check.problem_constants`), never by its class:
 
-* **Shifted least squares** (shared Hessian A, centres c_i;
-  ``persafl_np.data.shifted_least_squares``):
-  every variant is again a shared-Hessian quadratic F_i(w) = ½(w − c_i)ᵀH_F(w − c_i) with
+* **Quadratics with a shared Hessian** (ρ = 0 on every client; shifted least squares, shared
+  Hessian A, centres c_i, ``persafl_np.data.shifted_least_squares``): every variant is again a
+  shared-Hessian quadratic F_i(w) = ½(w − c_i)ᵀH_F(w − c_i) + k_i with
   H_F = A (AL), A(I − αA)² (MAML), λA(A + λI)⁻¹ (ME) — eq. (AS-1) — so L_F, F*, Δ_F and γ²
   are *exact* (:func:`shifted_ls_constants`).
-* **Robust regression** (Geman–McClure loss, nonconvex): only *bounds* are available, from the
-  model's ``smoothness``/``hessian_lipschitz``/``grad_bound`` (:func:`robust_constants`):
-  L_F from the oracle's ``constants``, γ² ≤ (1/n)Σ_i B_{F,i}² (eq. (AS-4)), F* ≥ 0 so
-  Δ_F ≤ F(w⁰).
+* **Nonnegative losses with bounded gradients** (robust regression, logistic and softmax
+  regression with ℓ₂ = 0; convex or not): only *bounds* are available, from the model's
+  ``smoothness``/``hessian_lipschitz``/``grad_bound`` (:func:`robust_constants`): L_F from the
+  oracle's ``constants``, γ² ≤ (1/n)Σ_i B_{F,i}² (eq. (AS-4)), F* ≥ 0 so Δ_F ≤ F(w⁰).
 
 Plus two estimators that are *not* bounds: :func:`estimate_sigma2` (Monte Carlo E‖g − ∇F_i‖² at
 one point, with a standard error) and :func:`probe_gamma2` (max of the heterogeneity over probe
@@ -156,8 +157,10 @@ def shifted_ls_constants(
     """Exact L_F, F*, Δ_F, γ² for the shifted least-squares family (eqs. (AS-1)–(AS-3)).
 
     ``problem`` needs ``.A`` (d × d, ⪰ 0) and ``.centers`` (n × d), as returned by
-    ``persafl_np.data.shifted_least_squares``. L_F = λ_max(H_F); F* = min F computed by
-    least squares (A may be singular); γ² = (1/n)Σ‖H_F(c_i − c̄)‖², attained at every w.
+    ``persafl_np.data.shifted_least_squares`` or :func:`persafl_np.bounds.check.quadratic_design`,
+    and may have ``.offsets`` (the k_i = min f_i, added to F* and F(w⁰); absent or None: 0).
+    L_F = λ_max(H_F); F* = min F computed by least squares (A may be singular);
+    γ² = (1/n)Σ‖H_F(c_i − c̄)‖², attained at every w.
     """
     A = np.asarray(to_numpy(problem.A), dtype=np.float64)
     centers = np.asarray(to_numpy(problem.centers), dtype=np.float64)
@@ -171,8 +174,11 @@ def shifted_ls_constants(
     variant = _variant(oracle)
     H = personalized_hessian(A, oracle)
     L = float(np.abs(np.linalg.eigvalsh(H)).max())
+    offsets = getattr(problem, "offsets", None)
+    k = 0.0 if offsets is None else math.fsum(np.asarray(offsets, dtype=np.float64)) / len(offsets)
     _, F_star = _quadratic_min(H, centers)
-    F0 = _quadratic_value(H, centers, w0)
+    F_star += k
+    F0 = _quadratic_value(H, centers, w0) + k
     G = (centers - centers.mean(axis=0)) @ H
     gamma2 = float(np.mean(np.sum(G * G, axis=1)))
     return ProblemConstants(
@@ -184,14 +190,16 @@ def shifted_ls_constants(
         sigma2=oracle_noise_sigma2(oracle, batch_size),
         variant=variant,
         exact=True,
-        note=f"shifted least squares, {variant}: exact (theory/assumptions.md eq. (AS-1)-(AS-3))",
+        note=(f"quadratics with a shared Hessian, {variant}: exact "
+              "(theory/assumptions.md eq. (AS-1)-(AS-3))"),
     )
 
 
 def robust_constants(
     model: Model, dataset: Any, oracle: Oracle, w0: Any, *, batch_size: int | None = None
 ) -> ProblemConstants:
-    """Bounds for a nonnegative bounded-gradient model (robust regression), eq. (AS-4).
+    """Bounds for a nonnegative loss with bounded gradients (robust, logistic or softmax
+    regression), eq. (AS-4).
 
     With L_i, ρ_i, B_i the model's constants on client i's training data:
     L_F = oracle.constants(max L_i, max ρ_i, max B_i).L_F; the gradient of F_i is bounded by
@@ -228,8 +236,9 @@ def robust_constants(
         variant=variant,
         exact=False,
         note=(
-            f"robust family, {variant}: L_F, gamma2, delta_f are upper bounds and F* = 0 a "
-            "lower bound (theory/assumptions.md eq. (AS-4))"
+            f"nonnegative bounded-gradient loss ({type(model).__name__}), {variant}: L_F, "
+            "gamma2, delta_f are upper bounds and F* = 0 a lower bound "
+            "(theory/assumptions.md eq. (AS-4))"
         ),
     )
 

@@ -28,6 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from persafl_np.arguments import check_int
+from persafl_np.bounds.theorem import T1Inputs
 
 __all__ = [
     "BoundInputs",
@@ -40,29 +41,13 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class BoundInputs:
-    """The problem's constants a bound is a function of (notation of theory/async_theorem.md).
+@dataclass(frozen=True, kw_only=True)
+class BoundInputs(T1Inputs):
+    """The problem's constants a bound is a function of: the inputs of (T1)
+    (:class:`~persafl_np.bounds.theorem.T1Inputs`) and ρ = 2 when the staleness may depend on
+    the client (1 otherwise)."""
 
-    L, σ², γ², Δ_F: (C1)–(C3); T server steps; τ staleness bound; Q local steps; η client step;
-    β server step (a = βη); K buffer size; ρ = 2 when the staleness may depend on the client.
-    """
-
-    L: float
-    sigma2: float
-    gamma2: float
-    delta_f: float
-    T: int
-    tau: int
-    Q: int
-    eta: float
-    beta: float
-    K: int = 1
     rho: int = 1
-
-    @property
-    def a(self) -> float:
-        return self.beta * self.eta
 
 
 @dataclass(frozen=True)

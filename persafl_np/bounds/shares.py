@@ -115,7 +115,7 @@ def weighted_ls_constants(problem: Any, oracle: Any, w0: Any, p: Any) -> Weighte
     """Exact (TA) constants for F_i(w) = ½(w − c_i)ᵀH_F(w − c_i) (eq. (AS-1), (TA-6)).
 
     ``problem`` needs ``.A`` and ``.centers`` (``persafl_np.data.shifted_least_squares`` or
-    :func:`persafl_np.bounds.check.shared_design`); H_F comes from the oracle.
+    :func:`persafl_np.bounds.check.quadratic_design`); H_F comes from the oracle.
     """
     A = np.asarray(to_numpy(problem.A), dtype=np.float64)
     C = np.asarray(to_numpy(problem.centers), dtype=np.float64)

@@ -9,6 +9,8 @@
   independence condition (I) (the skip decision independent of the client given the past);
   bounds (1/T) E Σ_{t applied} ‖∇F(w^t)‖², whatever the staleness (no τ_max).
 * :func:`martingale_corollary` — eq. (TB-3): O(√(LΔ(Qγ²+σ²)/(QT)) + τLΔ/T).
+* :func:`delayed_sgd_stationary` — the exact stationary E‖∇F‖² of delayed SGD on F = (L/2)‖w‖²
+  (theory/staleness_linear.md §5: the measured column of its τ sweep, tests and figures).
 
 Both bounds return a :class:`~persafl_np.bounds.theorem.BoundResult` (same term names and
 conditions object as (T1)); ``constants`` is ``"martingale"`` / ``"delay_adaptive"``.
@@ -32,6 +34,7 @@ __all__ = [
     "MARTINGALE_CONSTANTS",
     "MartingaleCorollary",
     "delay_adaptive_bound",
+    "delayed_sgd_stationary",
     "martingale_bound",
     "martingale_corollary",
 ]
@@ -202,3 +205,26 @@ def martingale_corollary(
     ) * L * delta_f / T
     a = min(a0, a_star)
     return MartingaleCorollary(eta=a, beta=1.0, a0=a0, a_star=a_star, rate=rate)
+
+
+def delayed_sgd_stationary(a: float, L: float, tau: int, sigma2: float) -> float:
+    """lim E‖∇F(w^t)‖² of w^{t+1} = w^t − a(L w^{t−τ} + ξ_t), E‖ξ‖² = σ² (isotropic).
+
+    The state (w^t, …, w^{t−τ}) is a linear system x ← Ax + bξ; its stationary covariance solves
+    the discrete Lyapunov equation Σ = AΣAᵀ + a²σ² e₁e₁ᵀ (per unit of σ² summed over
+    coordinates), and E‖∇F‖² = L²Σ₀₀ (theory/staleness_linear.md §5). Needs a stable system
+    (aLτ small; the step cap of (TB-1) is one).
+    """
+    import numpy as np
+    import scipy.linalg
+
+    tau = check_int(tau, "tau", 0)
+    m = tau + 1
+    A = np.zeros((m, m))
+    A[0, 0] = 1.0
+    A[0, tau] -= a * L
+    for k in range(1, m):
+        A[k, k - 1] = 1.0
+    B = np.zeros((m, m))
+    B[0, 0] = a * a * sigma2
+    return float(L * L * scipy.linalg.solve_discrete_lyapunov(A, B)[0, 0])

@@ -151,8 +151,32 @@ def step_size_conditions(L: float, tau: int, Q: int, eta: float, beta: float) ->
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class T1Inputs:
+    """What (T1) is a function of (notation of theory/async_theorem.md): L, σ², γ², Δ_F of
+    (C1)–(C3); T server steps; τ the staleness bound; Q local steps; η the client step; β the
+    server step (a = βη); K the buffer size. Shared by :class:`BoundResult` and the
+    falsifier's ``BoundInputs``."""
+
+    L: float
+    sigma2: float
+    gamma2: float
+    delta_f: float
+    T: int
+    tau: int
+    Q: int
+    eta: float
+    beta: float
+    K: int = 1
+
+    @property
+    def a(self) -> float:
+        """Effective step a = βη."""
+        return self.beta * self.eta
+
+
 @dataclass(frozen=True)
-class BoundResult:
+class BoundResult(T1Inputs):
     """The right-hand side of (T1), term by term, with its inputs.
 
     ``total`` is the sum of the seven terms. It is a valid bound on
@@ -168,23 +192,8 @@ class BoundResult:
     drift_noise: float
     stale_het: float
     stale_noise: float
-    L: float
-    sigma2: float
-    gamma2: float
-    delta_f: float
-    T: int
-    tau: int
-    Q: int
-    eta: float
-    beta: float
-    K: int
     constants: str
     conditions: ConditionsResult
-
-    @property
-    def a(self) -> float:
-        """Effective step a = βη."""
-        return self.beta * self.eta
 
     @property
     def valid(self) -> bool:

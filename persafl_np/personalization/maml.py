@@ -245,8 +245,11 @@ class MAML:
         * ``convex=True`` (f_i convex): L_F = L + αρB (eq. (MAML-7c): the adaptation step is
           non-expansive and ‖I − α∇²f_i‖ ≤ 1 for α ≤ 1/L).
         * bias (eq. (MAML-10)): ‖E g − ∇F_i‖ ≤ αL(1 + αL)σ/√b for mini-batches of b samples
-          with per-sample gradient variance σ² (0 for full batches, and 0 when ρ = 0 because
-          ∇f_i is then affine). ``first_order`` adds αLB (eq. (MAML-11)); ``hessian_free``
+          drawn independently, with per-sample gradient variance σ² (0 for full batches, and 0
+          when ρ = 0 because ∇f_i is then affine). The simulator's batches of a step are
+          disjoint within a pass (SIM-BATCH): their bias, nonzero also for ρ = 0, is
+          eq. (MAML-10w) (:func:`persafl_np.bounds.maml_batches.disjoint_bias_bound`).
+          ``first_order`` adds αLB (eq. (MAML-11)); ``hessian_free``
           adds the truncation part αρδB/2 of eq. (MAML-5) (float64 rounding not included).
         """
         L, rho, B, sigma = float(L), float(rho), float(B), float(sigma)

@@ -132,3 +132,68 @@ def test_bad_inputs():
         estimate_sigma2(Plain(), LeastSquares(), p.dataset, np.zeros(2), batch_size=1, n_draws=1)
     with pytest.raises(ValueError, match="grad_bound"):
         robust_constants(RobustRegression(l2=0.1), robust_family(2, 2, 5, 0), Plain(), np.zeros(2))
+
+
+class _Delegate:
+    """A user model that is not a LeastSquares: it forwards to ``inner`` and may declare a
+    different Hessian-Lipschitz constant (the family is chosen from the declared constants)."""
+
+    def __init__(self, inner, rho=None):
+        self.inner, self.rho = inner, rho
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def hessian_lipschitz(self, X, y):
+        return self.inner.hessian_lipschitz(X, y) if self.rho is None else self.rho
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+def test_problem_constants_dispatch_on_declared_constants_not_class(l2):
+    from persafl_np.bounds.check import problem_constants
+
+    p = shifted_least_squares(4, 3, 6, 2, spread=1.5)
+    w0 = np.array([0.5, -1.0, 2.0])
+    ls = LeastSquares(l2=l2)
+    for oracle in (Plain(), MAML(0.3 / p.L), MoreauEnvelope(2.0 * p.L)):
+        c = problem_constants(ls, oracle, p.dataset, w0)
+        # rho = 0 on every client: the quadratic family, exact also with l2 > 0 (previously
+        # refused: LS with l2 > 0 fell through to the bounded-gradient family, B = inf).
+        assert c.exact and "shared Hessian" in c.note
+        assert c.F0 == pytest.approx(_F(oracle, ls, p.dataset, w0), rel=1e-9, abs=1e-12)
+        for v in np.random.default_rng(1).normal(size=(5, 3)) * 3:
+            assert _F(oracle, ls, p.dataset, v) >= c.F_star - 1e-9
+        probe = probe_gamma2(oracle, ls, p.dataset, np.random.default_rng(2).normal(size=(3, 3)))
+        assert probe.values == pytest.approx([c.gamma2] * 3, rel=1e-7, abs=1e-10)
+        # a model of another class with the same declared constants gets the same numbers
+        same = problem_constants(_Delegate(ls), oracle, p.dataset, w0)
+        assert (same.L, same.gamma2, same.delta_f) == (c.L, c.gamma2, c.delta_f)
+    # declaring rho > 0 leaves the quadratic family: the bounded-gradient family refuses B = inf
+    with pytest.raises(ValueError, match="grad_bound"):
+        problem_constants(_Delegate(ls, rho=1.0), Plain(), p.dataset, w0)
+
+
+def test_bounded_gradient_note_names_the_model_not_robust_family():
+    from persafl_np.bounds.check import problem_constants
+    from persafl_np.models import SoftmaxRegression
+
+    rng = np.random.default_rng(0)
+    from persafl_np.data import ClientData, FederatedDataset
+
+    clients = tuple(ClientData(rng.normal(size=(8, 3)), rng.integers(0, 3, 8),
+                               np.zeros((0, 3)), np.zeros(0, dtype=np.int64)) for _ in range(3))
+    ds = FederatedDataset(clients=clients, n_features=3, n_classes=3, name="t")
+    c = problem_constants(SoftmaxRegression(n_classes=3), Plain(), ds, np.zeros(9))
+    assert not c.exact and "SoftmaxRegression" in c.note and "robust" not in c.note
+
+
+def test_client_specific_designs_are_refused_naming_gamma2():
+    from persafl_np.bounds.check import problem_constants
+    from persafl_np.data import ClientData, FederatedDataset
+
+    rng = np.random.default_rng(3)
+    clients = tuple(ClientData(rng.normal(size=(6, 2)), rng.normal(size=6),
+                               np.zeros((0, 2)), np.zeros(0)) for _ in range(2))
+    ds = FederatedDataset(clients=clients, n_features=2, n_classes=None, name="t")
+    with pytest.raises(ValueError, match="different Hessians.*gamma2"):
+        problem_constants(LeastSquares(), Plain(), ds, np.zeros(2))

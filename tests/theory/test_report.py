@@ -126,3 +126,49 @@ def test_readme_config_satisfies_the_conditions():
     text = bound_report(path, run=False)
     assert "VIOLATED" not in text and "C5 holds; C4 holds" in text
     assert re.search(r"eta/max = 0\.99", text) and re.search(r"a/max = 0\.99", text)
+
+
+def test_check_bound_runs_on_training_rows_with_the_same_measured_values():
+    """check_bound drops the test rows for its runs (they only cost evaluation time): the
+    measured left-hand side is bit-identical to a run on the full problem, for every stride."""
+    from persafl_np.bounds.check import average_stationarity, check_bound
+    from persafl_np.bounds.report import instance_from_config
+    from persafl_np.sim import run as sim_run
+
+    cfg = SimConfig.from_dict({
+        "seed": 1, "T": 24, "model": {"name": "softmax"}, "oracle": {"name": "maml", "alpha": 0.01},
+        "data": {"name": "fedprox_synthetic", "n_clients": 4},
+        "algorithm": {"name": "persafl", "Q": 2, "eta": 0.01, "batch_size": 4},
+        "arrivals": {"mode": "theorem", "tau": 2}})
+    inst = instance_from_config(cfg, n_seeds=2)
+    assert any(int(c[2].shape[0]) > 0 for c in inst.problem.clients)  # there are test rows
+    for stride in (1, 5):
+        chk = check_bound(inst.problem, inst.algorithm, inst.arrivals, T=inst.T,
+                          seeds=inst.seeds, stride=stride)
+        full = [average_stationarity(sim_run(inst.problem, inst.algorithm, inst.arrivals,
+                                             T=inst.T, seed=s, eval_every=stride).history,
+                                     inst.T, stride=stride) for s in inst.seeds]
+        assert chk.measured == tuple(full)
+
+
+def test_check_bound_in_forked_workers_measures_the_same_bits():
+    from persafl_np.bounds.check import check_bound
+    from persafl_np.bounds.report import instance_from_config
+
+    cfg = SimConfig.from_dict({
+        "seed": 2, "T": 20, "model": {"name": "softmax"}, "oracle": {"name": "maml", "alpha": 0.01},
+        "data": {"name": "fedprox_synthetic", "n_clients": 4},
+        "algorithm": {"name": "persafl", "Q": 2, "eta": 0.01, "batch_size": 4},
+        "arrivals": {"mode": "event"}})
+    inst = instance_from_config(cfg, n_seeds=3)
+    ticks = []
+    kw = dict(T=inst.T, seeds=inst.seeds, stride=4)
+    one = check_bound(inst.problem, inst.algorithm, inst.arrivals, **kw)
+    two = check_bound(inst.problem, inst.algorithm, inst.arrivals, workers=2,
+                      progress=lambda d, t: ticks.append((d, t)), **kw)
+    assert (two.measured, two.weighted, two.shares, two.max_staleness) == (
+        one.measured, one.weighted, one.shares, one.max_staleness)
+    assert two.bound == one.bound
+    assert sorted(ticks) == [(20, 60), (40, 60), (60, 60)]
+    with pytest.raises(ValueError, match="workers"):
+        check_bound(inst.problem, inst.algorithm, inst.arrivals, workers=0, **kw)

@@ -22,7 +22,6 @@ import os
 
 import numpy as np
 import pytest
-import scipy.linalg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -37,6 +36,7 @@ from persafl_np.bounds.check import check_bound, problem_constants
 from persafl_np.bounds.shares import shares_from_rates
 from persafl_np.bounds.staleness_linear import (
     delay_adaptive_bound,
+    delayed_sgd_stationary,
     martingale_bound,
     martingale_corollary,
 )
@@ -55,23 +55,6 @@ def _log(kind: str, **row) -> None:
     if path:
         with open(path, "a") as fh:
             fh.write(json.dumps({"test": kind, **row}) + "\n")
-
-
-def delayed_sgd_stationary(a: float, L: float, tau: int, sigma2: float) -> float:
-    """lim E‖∇F(w^t)‖² of w^{t+1} = w^t − a(L w^{t−τ} + ξ_t), E‖ξ‖² = σ² (isotropic).
-
-    The state (w^t, …, w^{t−τ}) is a linear system x ← Ax + bξ; its stationary covariance solves
-    the discrete Lyapunov equation Σ = AΣAᵀ + a²σ² e₁e₁ᵀ (per unit of σ² summed over coordinates).
-    """
-    m = tau + 1
-    A = np.zeros((m, m))
-    A[0, 0] = 1.0
-    A[0, tau] -= a * L
-    for k in range(1, m):
-        A[k, k - 1] = 1.0
-    B = np.zeros((m, m))
-    B[0, 0] = a * a * sigma2
-    return float(L * L * scipy.linalg.solve_discrete_lyapunov(A, B)[0, 0])
 
 
 def _noise_problem(d: int = 64, n: int = 4, sigma: float = 1.0) -> Problem:
