@@ -27,6 +27,18 @@ from persafl_np.personalization import Plain
 from persafl_np.sim import EventDriven, JobTime, Problem, run
 
 
+def _vm_hwm() -> float:
+    """Peak RSS of this process image (VmHWM; ru_maxrss also counts a forking parent's)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM"):
+                    return int(line.split()[1]) * 1024
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return float("nan")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=100_000)
@@ -48,13 +60,15 @@ def main() -> None:
               seed=0, eval_every=10**9)
     wall = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    hwm = _vm_hwm()
     p = int(prob.w0.shape[0])
     est = estimate_parts(n_clients=n, rows=n * m, test_rows=0, d=d, p=p, in_flight=n,
                          versions=2, arrivals=args.arrivals, batch_size=10, cohort_size=128)
     tr = res.trace
     print(f"n = {n}, p = {p}, arrivals {len(tr)}, status {res.status}: data built in "
           f"{t_build:.1f} s; run wall {wall:.1f} s ({len(tr) / wall:,.0f} arrivals/s; "
-          f"evaluation {res.counters['eval_seconds']:.1f} s), peak RSS {rss / 1e9:.2f} GB, "
+          f"evaluation {res.counters['eval_seconds']:.1f} s), peak RSS {rss / 1e9:.2f} GB "
+          f"(VmHWM {hwm / 1e9:.2f} GB), "
           f"max staleness {int(tr.staleness.max())}")
     print("estimate (GB): " + ", ".join(f"{k} {v / 1e9:.3f}" for k, v in est.items()))
 

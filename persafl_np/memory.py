@@ -123,8 +123,10 @@ def estimate_parts(*, n_clients: int, rows: int, test_rows: int, d: int, p: int,
         store += n * p * 8
     streams = n * _PER_STREAM if batch_size is not None else 0
     C = min(cohort_size, max(1, in_flight))
-    gather = Q * k * (batch_size or 0) * (d + 1) * 8
     mean_rows = -(-train // max(1, n * (d + 1) * 8))
+    # a job's Q·k mini-batches are gathered at once; b ≥ m is the full batch (no gather)
+    mini = batch_size is not None and batch_size < mean_rows
+    gather = Q * k * batch_size * (d + 1) * 8 if mini else 0
     padded = min(_PADDED_BYTES, min(n, _EVAL_CHUNK) * mean_rows * (d + 1) * 8)
     cohort = C * (gather + _COHORT_BLOCKS * p * 8) + 2 * padded
     trace = arrivals * _PER_ARRIVAL
@@ -175,7 +177,9 @@ def check_fits(config: Any, available: int | None = None, *, data_built: bool = 
              f"data.n_features={dc.n_features}, data.n_classes={dc.n_classes}, "
              f"model.n_hidden={config.model.n_hidden}, arrivals.tau={config.arrivals.tau}, "
              f"arrivals.concurrency={config.arrivals.concurrency}, T={config.T}, "
-             f"max_arrivals={config.max_arrivals}")
+             f"max_arrivals={config.max_arrivals}, algorithm.Q={config.algorithm.Q}, "
+             f"algorithm.batch_size={config.algorithm.batch_size}, "
+             f"cohort_size={config.cohort_size}")
     raise ValueError(
         f"this run needs about {_fmt(total)} of memory ({parts}) but only {_fmt(avail)} is "
         f"available; reduce the sizes ({sizes})"

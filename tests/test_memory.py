@@ -62,16 +62,15 @@ def test_estimate_parts_matches_a_measured_run():
     from pathlib import Path
 
     code = r"""
-import resource
 import numpy as np
 from persafl_np.algorithms import Algorithm, persafl
 from persafl_np.memory import estimate_parts
 from persafl_np.models import SoftmaxRegression
 from persafl_np.personalization import Plain
 from persafl_np.sim import EventDriven, JobTime, Problem, run
-def rss():
+def rss(field="VmRSS"):
     for line in open("/proc/self/status"):
-        if line.startswith("VmRSS"):
+        if line.startswith(field):
             return int(line.split()[1]) * 1024
 n, m, d, T = 5000, 40, 61, 20000
 prob = Problem.build(SoftmaxRegression(10), Plain(), [(np.ones((1, d)), np.zeros(1, int))])
@@ -84,7 +83,8 @@ prob = Problem.build(SoftmaxRegression(10), Plain(),
                      [(X[i * m:(i + 1) * m], y[i * m:(i + 1) * m]) for i in range(n)], seed=0)
 run(prob, Algorithm(persafl(0.01), Q=1, eta=0.01, batch_size=10),
     EventDriven(job_time=JobTime("pareto", shape=1.5)), T=T, seed=0, eval_every=10**9)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forked parent's image
+peak = rss("VmHWM")
 est = estimate_parts(n_clients=n, rows=n * m, test_rows=0, d=d, p=610, in_flight=n,
                      versions=2, arrivals=T, batch_size=10, cohort_size=128)
 print(peak - r0, est["total"])

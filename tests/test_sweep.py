@@ -281,9 +281,41 @@ def test_cli_sweep_counts_statuses_and_strict_exit(tmp_path, capsys):
     assert main(["summarize", str(out)]) == 0
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
-def test_workers_exit_when_the_sweep_is_killed(tmp_path):
+def _proc_parents() -> dict[int, int]:
+    """pid → parent pid of every live (not zombie) process, from /proc."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                st = (d / "stat").read_text()
+            except OSError:
+                continue
+            fields = st[st.rindex(")") + 2:].split()
+            if fields[0] not in "ZX":
+                out[int(d.name)] = int(fields[1])
+    return out
+
+
+def _descendants(pid: int) -> set[int]:
+    pp = _proc_parents()
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {c for c, q in pp.items() if q in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        st = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return st[st.rindex(")") + 2] not in "ZX"
+
+
+def _kill_sweep_and_check(tmp_path, flags: list[str], n_procs: int, what: str) -> None:
+    """Start a long real sweep with ``flags``, wait for ``n_procs`` descendant processes,
+    SIGKILL the sweep and assert that none of them outlives it (10 s)."""
     import os
     import signal
     import subprocess
@@ -295,49 +327,35 @@ def test_workers_exit_when_the_sweep_is_killed(tmp_path):
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}
     p = subprocess.Popen([sys.executable, "-m", "persafl_np.cli", "sweep", str(sw), "--out",
-                          str(tmp_path / "out"), "--workers", "2", "--quiet"], env=env,
+                          str(tmp_path / "out"), *flags, "--quiet"], env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def children(pid):
-        out = []
-        for d in Path("/proc").iterdir():
-            if d.name.isdigit():
-                try:
-                    st = (d / "stat").read_text()
-                except OSError:
-                    continue
-                fields = st[st.rindex(")") + 2:].split()
-                if int(fields[1]) == pid and fields[0] not in "ZX":
-                    out.append(int(d.name))
-        return out
-
-    def alive(pid):
-        try:
-            st = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return False
-        return st[st.rindex(")") + 2] not in "ZX"
-
     try:
-        deadline = time.monotonic() + 60
-        workers = []
-        while time.monotonic() < deadline and len(workers) < 2:
-            time.sleep(0.2)
-            workers = children(p.pid)
-        assert len(workers) >= 2, "the sweep did not start its workers"
-        time.sleep(0.5)
+        deadline = time.monotonic() + 90
+        procs: set[int] = set()
+        while time.monotonic() < deadline and len(procs) < n_procs:
+            time.sleep(0.3)
+            procs = _descendants(p.pid)
+        assert len(procs) >= n_procs, f"the sweep did not start its {what}"
+        time.sleep(2.0)  # let the runs start
+        procs = _descendants(p.pid)
         p.send_signal(signal.SIGKILL)
         p.wait()
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(alive(w) for w in workers):
+        while time.monotonic() < deadline and any(_alive(w) for w in procs):
             time.sleep(0.1)
-        left = [w for w in workers if alive(w)]
+        left = [w for w in procs if _alive(w)]
         for w in left:
             os.kill(w, signal.SIGKILL)
-        assert not left, f"orphaned workers {left} outlived the killed sweep"
+        assert not left, f"orphaned {what} {left} outlived the killed sweep"
     finally:
         if p.poll() is None:
             p.kill()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_workers_exit_when_the_sweep_is_killed(tmp_path):
+    _kill_sweep_and_check(tmp_path, ["--workers", "2"], 2, "workers")
 
 
 @pytest.mark.slow
@@ -347,68 +365,4 @@ def test_dask_local_workers_exit_when_the_sweep_is_killed(tmp_path):
     it) exit with the killed sweep — distributed's AsyncProcess exits a child when its
     parent-alive pipe closes, so the sweep needs no watchdog of its own there."""
     pytest.importorskip("dask.distributed", reason="dask[distributed] not installed")
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    sw = tmp_path / "s.toml"
-    sw.write_text(_REAL.replace("T = 40", "T = 200000").replace("[0.05, 40.0]", "[0.05, 0.06]"))
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": str(root)}
-    p = subprocess.Popen([sys.executable, "-m", "persafl_np.cli", "sweep", str(sw), "--out",
-                          str(tmp_path / "out"), "--dask", "local", "--quiet"],
-                         env=env, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-
-    def parents():
-        out = {}
-        for d in Path("/proc").iterdir():
-            if d.name.isdigit():
-                try:
-                    st = (d / "stat").read_text()
-                except OSError:
-                    continue
-                fields = st[st.rindex(")") + 2:].split()
-                if fields[0] not in "ZX":
-                    out[int(d.name)] = int(fields[1])
-        return out
-
-    def descendants(pid):
-        pp = parents()
-        found, frontier = set(), {pid}
-        while frontier:
-            frontier = {c for c, q in pp.items() if q in frontier} - found
-            found |= frontier
-        return found
-
-    def alive(pid):
-        try:
-            st = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return False
-        return st[st.rindex(")") + 2] not in "ZX"
-
-    try:
-        deadline = time.monotonic() + 90
-        procs: set = set()
-        while time.monotonic() < deadline and len(procs) < 3:  # 2 workers + resource tracker
-            time.sleep(0.5)
-            procs = descendants(p.pid)
-        started = len(procs) >= 3
-        assert started, "the sweep did not start its Dask workers"
-        time.sleep(3.0)  # the plugins are registered once the cluster is up
-        procs = descendants(p.pid)
-        p.send_signal(signal.SIGKILL)
-        p.wait()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and any(alive(w) for w in procs):
-            time.sleep(0.2)
-        left = [w for w in procs if alive(w)]
-        for w in left:
-            os.kill(w, signal.SIGKILL)
-        assert not left, f"orphaned Dask processes {left} outlived the killed sweep"
-    finally:
-        if p.poll() is None:
-            p.kill()
+    _kill_sweep_and_check(tmp_path, ["--dask", "local"], 3, "Dask workers")

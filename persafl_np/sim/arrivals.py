@@ -30,7 +30,7 @@ import heapq
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from heapq import heappop, heappush
+from heapq import heappop
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
@@ -384,19 +384,7 @@ class _EventSource:
         fail = self.dropout > 0 and counter_uniform(self.dkeys[i], j) < self.dropout
         if end > self.off_t[i]:
             end, fail = self.off_t[i], True
-        # EventQueue.push inlined (same tuple, same sequence number): hot path.
-        q = self.q
-        e = (end, FAILURE if fail else ARRIVAL, i, q.seq)
-        q.seq += 1
-        heappush(q.times, end)
-        at = q.at
-        b = at.get(end)
-        if b is None:
-            at[end] = e
-        elif type(b) is tuple:
-            at[end] = [b, e]
-        else:
-            b.append(e)
+        self.q.push(end, FAILURE if fail else ARRIVAL, i)
         self.pulled[i] = version
         self.start_t[i] = now
         cnt = self.cnt

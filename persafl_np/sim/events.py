@@ -33,7 +33,7 @@ class EventQueue:
 
     ``times``: heap of the pending events' times (one entry per event); ``at``: time → the event
     (a tuple) or the list of events at that time. :meth:`push` / :meth:`pop` are the interface;
-    the event source inlines :meth:`push` on its hot path.
+    the event source inlines :meth:`pop` on its hot path.
     """
 
     __slots__ = ("at", "seq", "times")
@@ -47,12 +47,15 @@ class EventQueue:
         e = (time, kind, client, self.seq)
         self.seq += 1
         heappush(self.times, time)
-        at = self.at
-        b = at.get(time)
+        self._add(e)
+
+    def _add(self, e: tuple[float, int, int, int]) -> None:
+        at, t = self.at, e[0]
+        b = at.get(t)
         if b is None:
-            at[time] = e
+            at[t] = e
         elif type(b) is tuple:
-            at[time] = [b, e]
+            at[t] = [b, e]
         else:
             b.append(e)
 
@@ -95,13 +98,7 @@ class EventQueue:
         self.times, self.at = [], {}
         for t, k, c, q in s["heap"]:
             e = (float(t), int(k), int(c), int(q))
-            b = self.at.get(e[0])
-            if b is None:
-                self.at[e[0]] = e
-            elif type(b) is tuple:
-                self.at[e[0]] = [b, e]
-            else:
-                b.append(e)
+            self._add(e)
             self.times.append(e[0])
         heapify(self.times)
         self.seq = int(s["seq"])
