@@ -246,14 +246,18 @@ def _measure_seed(job: tuple, seed: int,
 _FORK_JOB: tuple | None = None
 
 
-def _forked_seed(seed: int) -> tuple:
+def _forked_seed(item: tuple[int, int]) -> tuple[int, tuple]:
     assert _FORK_JOB is not None
-    return _measure_seed(_FORK_JOB, seed)
+    k, seed = item
+    return k, _measure_seed(_FORK_JOB, seed)
 
 
 def _measure_seeds(job: tuple, seeds: list[int], workers: int,
                    progress: Callable[[int, int], None] | None) -> list[tuple]:
-    """Every seed's measurement, in seed order; up to ``workers`` forked processes at once."""
+    """Every seed's measurement, in seed order; up to ``workers`` forked processes at once.
+
+    An exception or an interrupt (Ctrl-C) in the parent terminates the workers at once.
+    """
     import multiprocessing as mp
 
     T = job[3]
@@ -265,24 +269,21 @@ def _measure_seeds(job: tuple, seeds: list[int], workers: int,
                 lambda v, _T, k=k: progress(k * T + v, total))
             out.append(_measure_seed(job, s, tick))
         return out
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
     global _FORK_JOB
     _FORK_JOB = job
     results: dict[int, tuple] = {}
+    pool = mp.get_context("fork").Pool(processes=min(workers, len(seeds)))
     try:
-        with ProcessPoolExecutor(max_workers=min(workers, len(seeds)),
-                                 mp_context=mp.get_context("fork")) as pool:
-            futures = {pool.submit(_forked_seed, s): k for k, s in enumerate(seeds)}
-            try:
-                for fut in as_completed(futures):
-                    results[futures[fut]] = fut.result()
-                    if progress is not None:
-                        progress(len(results) * T, total)
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
+        for k, res in pool.imap_unordered(_forked_seed, list(enumerate(seeds))):
+            results[k] = res
+            if progress is not None:
+                progress(len(results) * T, total)
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
     finally:
+        pool.join()
         _FORK_JOB = None
     return [results[k] for k in range(len(seeds))]
 
