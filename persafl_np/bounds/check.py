@@ -256,7 +256,7 @@ def _measure_seeds(job: tuple, seeds: list[int], workers: int,
                    progress: Callable[[int, int], None] | None) -> list[tuple]:
     """Every seed's measurement, in seed order; up to ``workers`` forked processes at once.
 
-    An exception or an interrupt (Ctrl-C) in the parent terminates the workers at once.
+    An exception or an interrupt (Ctrl-C) in the parent or a worker terminates the workers.
     """
     import multiprocessing as mp
 
@@ -269,21 +269,32 @@ def _measure_seeds(job: tuple, seeds: list[int], workers: int,
                 lambda v, _T, k=k: progress(k * T + v, total))
             out.append(_measure_seed(job, s, tick))
         return out
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
     global _FORK_JOB
     _FORK_JOB = job
     results: dict[int, tuple] = {}
-    pool = mp.get_context("fork").Pool(processes=min(workers, len(seeds)))
+    # ProcessPoolExecutor, not multiprocessing.Pool: a worker that dies (killed, or interrupted
+    # by a Ctrl-C sent to the whole process group) fails its future (BrokenProcessPool /
+    # KeyboardInterrupt) instead of leaving the parent waiting for a result that never comes.
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(seeds)),
+                               mp_context=mp.get_context("fork"))
     try:
-        for k, res in pool.imap_unordered(_forked_seed, list(enumerate(seeds))):
+        futures = [pool.submit(_forked_seed, (k, s)) for k, s in enumerate(seeds)]
+        for fut in as_completed(futures):
+            k, res = fut.result()
             results[k] = res
             if progress is not None:
                 progress(len(results) * T, total)
-        pool.close()
     except BaseException:
-        pool.terminate()
+        # stop at once: the workers are still computing their seeds (a SIGINT may have reached
+        # only this process); the executor has no public way to end running tasks
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
         raise
     finally:
-        pool.join()
+        pool.shutdown(wait=True)
         _FORK_JOB = None
     return [results[k] for k in range(len(seeds))]
 
