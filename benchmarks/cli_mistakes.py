@@ -10,8 +10,14 @@ this process (stdout/stderr captured), and counts:
 * internal errors: the one-line "internal error" fallback (a bug reached the boundary);
 * exit codes.
 
-Then a few real processes: ``persafl run ... | head -c 10`` (closed pipe) and SIGINT sent to a
-running ``persafl run`` (real Ctrl-C). Deterministic in ``--seed``. Usage::
+Also sampled: well-formed ``--set`` values that are wrong for their key, starter configs
+(``persafl init``) over existing or unwritable paths, paths no one can read (dangling links,
+link loops, paths through a file, names too long; unreadable permissions only when not root,
+since root reads every file) and ``persafl config`` mistakes where that command exists.
+
+Then a few real processes: ``persafl run ... | head -c 10``, ``bound | head``, ``run --dry-run |
+head`` (closed pipes) and SIGINT sent to a running ``persafl run``, ``bound --run`` and
+``sweep`` (real Ctrl-C). Deterministic in ``--seed``. Usage::
 
     python benchmarks/cli_mistakes.py [--n 320] [--seed 0] [--no-processes]
 """
@@ -67,6 +73,17 @@ BAD_VALUES = [("T", "0"), ("T", "-3"), ("T", '"ten"'), ("T", "1.5"), ("T", "true
               ("algorithm", "3"), ("arrivals.job_time", '"exp"'),
               ("arrivals.job_time.law", '"lognormal"\n[arrivals.job_time]\nmu = 1000.0')]
 BAD_INTS = ["-5", "0", "x", "1.5", "", "1e3", "-1", "two"]  # ("0" is valid only for --seed)
+#: Values of existing keys that parse as TOML but are out of range or of the wrong type.
+SET_VALUES = [("T", "1e400"), ("T", "9223372036854775808"), ("seed", "1.0"), ("T", "nan"),
+              ("data.n_clients", "[4]"), ("data.n_clients", "{a = 1}"),
+              ("arrivals.job_time.mean", "inf"), ("arrivals.job_time.mean", "-inf"),
+              ("algorithm.eta", "1e-400"), ("algorithm.eta", "nan"), ("oracle.alpha", "inf"),
+              ("algorithm.batch_size", "0"), ("algorithm.batch_size", "-4"),
+              ("arrivals.staleness", '"block"'), ("arrivals.tau_max", "-2"),
+              ("model.name", '"logistic"'), ("data.name", '""'), ("data.n_features", "0"),
+              ("eval_every", "100000000000"), ("algorithm.Q", "true"),
+              ("arrivals.speeds", '"fast"'), ("cohort_size", "0"), ("dtype", '"float16"'),
+              ("record_batches", '"yes"'), ("T", '"\u00e9"')]
 
 
 class Case:
@@ -86,6 +103,16 @@ def sample_cases(rng: random.Random, n: int, d: Path) -> list[Case]:
     out = str(d / "out")
     missing = str(d / "missing.toml")
     cmds_with_config = ["run", "bound", "sweep"]
+    # paths that no one can read, root included: a dangling link, a link loop, a path through a
+    # file, a name too long for the file system; and, when not root, a file without permissions
+    (d / "dangling.toml").symlink_to(d / "nowhere.toml")
+    (d / "loop.toml").symlink_to(d / "loop.toml")
+    unreadable = [str(d / "dangling.toml"), str(d / "loop.toml"), str(good / "x.toml"),
+                  str(d / ("n" * 300 + ".toml"))]
+    if os.geteuid() != 0:
+        (d / "secret.toml").write_text(GOOD)
+        (d / "secret.toml").chmod(0)
+        unreadable.append(str(d / "secret.toml"))
 
     def cfg_for(cmd: str) -> str:
         return str(sweep if cmd == "sweep" else good)
@@ -101,11 +128,22 @@ def sample_cases(rng: random.Random, n: int, d: Path) -> list[Case]:
         cmd = rng.choice(cmds_with_config + ["summarize", "resume"])
         wrong = rng.choice([missing, str(d / "folder"), str(d / "notes.toml"),
                             str(d / "binary.toml"), str(good if cmd == "sweep" else sweep),
-                            str(d / "trace.csv")])
+                            str(d / "trace.csv"), *unreadable])
         if cmd in ("summarize", "resume"):
-            wrong = rng.choice([missing, str(good), str(d / "folder")])
+            wrong = rng.choice([missing, str(good), str(d / "folder"), *unreadable[:2]])
             return Case("path", [cmd, wrong])
         return Case("path", [cmd, wrong] + tail(cmd))
+
+    def set_value() -> Case:  # well-formed --set KEY=VALUE whose value is wrong for the key
+        cmd = rng.choice(cmds_with_config)
+        key, val = rng.choice(SET_VALUES)
+        return Case("set-value", [cmd, cfg_for(cmd), "--set", f"{key}={val}"] + tail(cmd))
+
+    def init_over() -> Case:  # a starter config written over something that exists
+        target = rng.choice([str(good), str(sweep), str(d / "folder"), str(d / "binary.toml"),
+                             str(d / "nofolder" / "x.toml"), str(good / "x.toml"),
+                             "/proc/persafl.toml"])
+        return Case("init", ["init", rng.choice(["maml", "theorem", "sweep"]), "--out", target])
 
     def bad_toml() -> Case:
         cmd = rng.choice(cmds_with_config)
@@ -138,6 +176,7 @@ def sample_cases(rng: random.Random, n: int, d: Path) -> list[Case]:
     def bad_flag() -> Case:
         cmd, flag = rng.choice([("run", "--checkpoint-every"), ("sweep", "--workers"),
                                 ("bound", "--seeds"), ("bound", "--stride"), ("demo", "--seed"),
+                                ("bound", "--workers"),
                                 ("figures", "--workers"), ("sweep", "--dask"),
                                 ("run", "--replay"), ("run", "--out"), ("bound", "--json"),
                                 ("init", "--out"), ("figures", "--dir"), ("figures", "--out")])
@@ -184,9 +223,29 @@ def sample_cases(rng: random.Random, n: int, d: Path) -> list[Case]:
             return Case("pipe", ["init", rng.choice(["maml", "theorem", "sweep"])], patch="pipe")
         return Case("pipe", [cmd, cfg_for(cmd)] + tail(cmd), patch="pipe")
 
+    def config_cmd() -> Case:  # `persafl config` (issue 11), sampled only where it exists
+        return Case("config", rng.choice([
+            ["config", "--list", "extra"], ["config", "--lits"], ["config", "--list=x"],
+            ["config", "nosuch.table"], ["config", "--list", "--out", str(good)],
+            ["config", str(d / "folder")], ["config", missing], ["config", "--list", "--debug"],
+        ]))
+
     makers = [path_mistake] * 3 + [bad_toml] * 2 + [bad_value] * 3 + [bad_set] * 2 + \
-        [bad_flag] * 3 + [usage] + [interrupt] + [pipe]
+        [bad_flag] * 3 + [usage] + [interrupt] + [pipe] + [set_value] * 2 + [init_over]
+    if "config" in _commands():
+        makers.append(config_cmd)
     return [rng.choice(makers)() for _ in range(n)]
+
+
+def _commands() -> set[str]:
+    """The subcommands the parser knows (so the sampler follows the CLI as it grows)."""
+    from persafl_np.cli import build_parser
+
+    parser = build_parser()
+    for action in parser._actions:  # noqa: SLF001 — argparse has no public accessor
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            return set(action.choices)
+    return set()
 
 
 class _ClosedPipe(io.TextIOBase):
@@ -243,6 +302,31 @@ def real_processes(d: Path) -> list[tuple[str, int, bool]]:
         r = subprocess.run(["bash", "-c", cmd], cwd=ROOT, capture_output=True, text=True,
                            timeout=300)
         rows.append(("pipe: init | head -n 1", r.returncode, "Traceback" in r.stderr))
+    for label, cmd in (
+            ("pipe: bound | head -n 1", f"{sys.executable} -m persafl_np bound {good} --quiet "
+             "| head -n 1 > /dev/null"),
+            ("pipe: run --dry-run | head -n 1", f"{sys.executable} -m persafl_np run {good} "
+             "--dry-run | head -n 1 > /dev/null")):
+        r = subprocess.run(["bash", "-c", cmd], cwd=ROOT, capture_output=True, text=True,
+                           timeout=300)
+        rows.append((label, r.returncode, "Traceback" in r.stderr))
+    slow = d / "slow.toml"  # long enough that the signal always lands while working
+    slow.write_text(GOOD.replace("T = 8", "T = 40000").replace("eval_every = 4",
+                                                                "eval_every = 10000"))
+    sweep = d / "slow_sweep.toml"
+    sweep.write_text('seeds = [0, 1]\n[grid]\n"algorithm.eta" = [0.01, 0.02]\n[base]\n'
+                     + slow.read_text().replace("[data]", "[base.data]")
+                     .replace("[algorithm]", "[base.algorithm]")
+                     .replace("[arrivals]", "[base.arrivals]"))
+    for label, argv in (("SIGINT: bound --run", ["bound", str(slow), "--run", "--quiet"]),
+                        ("SIGINT: sweep", ["sweep", str(sweep), "--out", str(d / "sw"),
+                                           "--quiet", "--workers", "2"])):
+        p = subprocess.Popen([sys.executable, "-m", "persafl_np", *argv], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(3.0)
+        p.send_signal(signal.SIGINT)
+        _, stderr = p.communicate(timeout=300)
+        rows.append((label, p.returncode, "Traceback" in stderr))
     for k, delay in enumerate((1.0, 2.0, 3.0)):  # a real SIGINT while working
         extra = ["--checkpoint-every", "500"] if k % 2 == 0 else []
         p = subprocess.Popen([sys.executable, "-m", "persafl_np", "run", str(good), "--out",
@@ -269,7 +353,7 @@ def main() -> int:
         cases = sample_cases(rng, args.n, d)
         codes: Counter = Counter()
         kinds: Counter = Counter()
-        tracebacks, multi, internal = [], [], []
+        tracebacks, multi, internal, accepted = [], [], [], []
         t0 = time.perf_counter()
         for c in cases:
             code, err, tb = run_case(c)
@@ -282,6 +366,8 @@ def main() -> int:
                 multi.append((c.argv, lines))
             if "internal error" in err:
                 internal.append((c.argv, lines[-1:]))
+            if code == 0:
+                accepted.append(c.argv)
         wall = time.perf_counter() - t0
         print(f"{len(cases)} sampled CLI mistakes in {wall:.1f} s; by kind: {dict(kinds)}")
         print(f"exit codes: {dict(sorted(codes.items(), key=str))}")
@@ -291,6 +377,10 @@ def main() -> int:
         print(f"errors longer than one line: {len(multi)}")
         for argv, lines in multi[:5]:
             print("  ", argv, lines[:3])
+        print(f"accepted (exit 0: not a mistake after all, or one that slips through): "
+              f"{len(accepted)}")
+        for argv in accepted[:10]:
+            print("  ", argv)
         print(f"internal errors (one line, no traceback): {len(internal)}")
         for argv, last in internal[:10]:
             print("  ", argv, last)

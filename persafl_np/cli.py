@@ -68,6 +68,21 @@ def stride_arg(text: str) -> int | str:
     return "auto" if text == "auto" else positive_int(text)
 
 
+def _os_safe(check: Callable[[str], Path]) -> Callable[[str], Path]:
+    """A path flag's check that reports an OSError of the path itself (a name too long, a link
+    loop) as a usage error naming the path: argparse passes OSError through as a traceback."""
+    def parse(text: str) -> Path:
+        try:
+            return check(text)
+        except OSError as exc:
+            raise argparse.ArgumentTypeError(f"{text}: {exc.strerror or exc}") from None
+
+    parse.__name__ = check.__name__  # argparse names the type in its messages
+    parse.__doc__ = check.__doc__
+    return parse
+
+
+@_os_safe
 def existing_file(text: str) -> Path:
     """A path that names a readable file (not a folder)."""
     p = Path(text)
@@ -80,6 +95,7 @@ def existing_file(text: str) -> Path:
     return p
 
 
+@_os_safe
 def existing_dir(text: str) -> Path:
     p = Path(text)
     if not p.is_dir():
@@ -88,6 +104,7 @@ def existing_dir(text: str) -> Path:
     return p
 
 
+@_os_safe
 def out_dir(text: str) -> Path:
     """An output folder: created later if missing; an existing file is refused."""
     if not text:
@@ -103,6 +120,7 @@ def out_dir(text: str) -> Path:
     return p
 
 
+@_os_safe
 def out_file(text: str) -> Path:
     """A new output file: its folder must exist; an existing file is not overwritten."""
     p = Path(text)

@@ -397,3 +397,18 @@ def test_strided_estimate_is_exact_on_affine_pieces_and_uses_t_equal_T():
     no_end = SimpleNamespace(step=np.asarray(pts[:-1], dtype=float), grad_norm2=g[pts[:-1]])
     with pytest.raises(ValueError, match="T = 23"):
         average_stationarity(no_end, T, stride=k)
+
+
+def test_path_flags_report_os_errors_of_the_path_as_usage_errors(tmp_path, capsys):
+    """A name too long for the file system raises OSError inside argparse's type check, which
+    argparse passes through: it must be a one-line usage error naming the argument."""
+    long = str(tmp_path / ("n" * 300 + ".toml"))
+    good = tmp_path / "c.toml"
+    good.write_text('T = 4\n[data]\nn_clients = 2\nn_features = 2\nn_samples = 4\n')
+    for argv, flag in (([ "run", long, "--out", str(tmp_path / "o")], "CONFIG.toml"),
+                       (["run", str(good), "--out", long], "--out"),
+                       (["bound", str(good), "--json", long], "--json"),
+                       (["resume", long], "DIR")):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and flag in err[0] and "too long" in err[0], err

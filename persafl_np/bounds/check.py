@@ -246,14 +246,18 @@ def _measure_seed(job: tuple, seed: int,
 _FORK_JOB: tuple | None = None
 
 
-def _forked_seed(seed: int) -> tuple:
+def _forked_seed(item: tuple[int, int]) -> tuple[int, tuple]:
     assert _FORK_JOB is not None
-    return _measure_seed(_FORK_JOB, seed)
+    k, seed = item
+    return k, _measure_seed(_FORK_JOB, seed)
 
 
 def _measure_seeds(job: tuple, seeds: list[int], workers: int,
                    progress: Callable[[int, int], None] | None) -> list[tuple]:
-    """Every seed's measurement, in seed order; up to ``workers`` forked processes at once."""
+    """Every seed's measurement, in seed order; up to ``workers`` forked processes at once.
+
+    An exception or an interrupt (Ctrl-C) in the parent or a worker terminates the workers.
+    """
     import multiprocessing as mp
 
     T = job[3]
@@ -270,19 +274,27 @@ def _measure_seeds(job: tuple, seeds: list[int], workers: int,
     global _FORK_JOB
     _FORK_JOB = job
     results: dict[int, tuple] = {}
+    # ProcessPoolExecutor, not multiprocessing.Pool: a worker that dies (killed, or interrupted
+    # by a Ctrl-C sent to the whole process group) fails its future (BrokenProcessPool /
+    # KeyboardInterrupt) instead of leaving the parent waiting for a result that never comes.
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(seeds)),
+                               mp_context=mp.get_context("fork"))
     try:
-        with ProcessPoolExecutor(max_workers=min(workers, len(seeds)),
-                                 mp_context=mp.get_context("fork")) as pool:
-            futures = {pool.submit(_forked_seed, s): k for k, s in enumerate(seeds)}
-            try:
-                for fut in as_completed(futures):
-                    results[futures[fut]] = fut.result()
-                    if progress is not None:
-                        progress(len(results) * T, total)
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
+        futures = [pool.submit(_forked_seed, (k, s)) for k, s in enumerate(seeds)]
+        for fut in as_completed(futures):
+            k, res = fut.result()
+            results[k] = res
+            if progress is not None:
+                progress(len(results) * T, total)
+    except BaseException:
+        # stop at once: the workers are still computing their seeds (a SIGINT may have reached
+        # only this process); the executor has no public way to end running tasks
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
     finally:
+        pool.shutdown(wait=True)
         _FORK_JOB = None
     return [results[k] for k in range(len(seeds))]
 

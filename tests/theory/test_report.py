@@ -172,3 +172,25 @@ def test_check_bound_in_forked_workers_measures_the_same_bits():
     assert sorted(ticks) == [(20, 60), (40, 60), (60, 60)]
     with pytest.raises(ValueError, match="workers"):
         check_bound(inst.problem, inst.algorithm, inst.arrivals, workers=0, **kw)
+
+
+def test_check_bound_workers_interrupted_or_failing_stop_instead_of_hanging(monkeypatch):
+    """A Ctrl-C that reaches the forked workers (the terminal sends it to the whole process
+    group) or an error in a worker ends check_bound with that exception, at once."""
+    import persafl_np.sim as sim
+    from persafl_np.bounds.check import check_bound
+
+    p = shifted_least_squares(2, 2, 6, 0)
+    prob = Problem.build(LeastSquares(), Plain(), p.dataset, w0=p.w_star + 1.0)
+    alg = Algorithm(persafl(1.0), Q=1, eta=0.01)
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    def failing(*a, **k):
+        raise ValueError("boom")
+
+    for fake, exc in ((interrupted, KeyboardInterrupt), (failing, ValueError)):
+        monkeypatch.setattr(sim, "run", fake)
+        with pytest.raises(exc):
+            check_bound(prob, alg, TheoremMode(tau=1), T=10, seeds=(0, 1, 2), workers=2)
