@@ -1,4 +1,4 @@
-"""Validated, frozen run configuration; TOML in and out (theory/simulator.md §7).
+"""Validated, frozen run configuration; TOML in and out (theory/simulator.md §7, (CFG-1)–(CFG-4)).
 
 A :class:`SimConfig` has scalar fields ``seed, T, eval_every, max_arrivals, dtype, cohort_size,
 record_batches`` and five tables: ``[model]``, ``[oracle]``, ``[data]``, ``[algorithm]``,
@@ -47,8 +47,8 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib
+import math
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -69,6 +69,7 @@ __all__ = [
     "ModelConfig",
     "OracleConfig",
     "SimConfig",
+    "check_imported",
     "describe",
     "load_config",
     "simulate",
@@ -115,6 +116,7 @@ def _noise_params() -> tuple[Param, ...]:
 
 def _datasets() -> dict[str, Entry]:
     from persafl_np import data as D
+    from persafl_np.data.npz_file import load_npz
 
     def shifted(**kw: Any) -> Any:
         return D.shifted_least_squares(**kw).dataset
@@ -128,6 +130,8 @@ def _datasets() -> dict[str, Entry]:
                                "robust-regression clients with shifted optima"),
         "digits": Entry(declarations(D.load_digits_federated), D.load_digits_federated,
                         "scikit-learn's digits, federated"),
+        "npz": Entry(declarations(load_npz), load_npz,
+                     "your own FederatedDataset .npz file (persafl_np.data.npz_file)"),
     }
 
 
@@ -472,9 +476,38 @@ class OracleConfig(Table):
 
 
 class DataConfig(Table):
-    """``[data]``: name ∈ fedprox_synthetic, shifted_least_squares, robust_family, digits, npz."""
+    """``[data]``: name ∈ fedprox_synthetic, shifted_least_squares, robust_family, digits, npz.
+
+    For ``npz`` the file is read and validated here (its path resolved against the config
+    file, its SHA-256 recorded or checked), and its sizes answer ``n_clients``, ``n_features``
+    and ``n_classes`` (:meth:`get`) without being keys of the table."""
 
     table = "data"
+    __slots__ = ("_info",)
+
+    def _extra(self, prefix: str, base: Path | None) -> None:
+        info: dict[str, Any] = {}
+        if self._values["name"] == "npz":
+            from persafl_np.data.federated import FederatedDataset
+            from persafl_np.data.npz_file import check_sha256
+
+            path = self._values["path"]
+            try:
+                self._values["sha256"] = check_sha256(path, self._values["sha256"])
+                ds = FederatedDataset.load(path)
+            except ValueError as exc:
+                raise ValueError(f"{prefix}path: {exc}") from None
+            info = {"n_clients": ds.n_clients, "n_features": ds.n_features,
+                    "n_classes": ds.n_classes}
+        object.__setattr__(self, "_info", info)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._values.get(key, self._info.get(key, default))
+
+    def __getattr__(self, key: str) -> Any:
+        if not key.startswith("_") and key in self._info:
+            return self._info[key]
+        return super().__getattr__(key)
 
     def build(self, seed: int) -> Any:
         """The data set, from the data stream of ``seed`` (spawn_key=(PURPOSE_DATA,))."""
@@ -607,10 +640,7 @@ class SimConfig:
                 f"algorithm.name={alg.name!r} needs oracle.name={need!r} "
                 f"(got {self.oracle.name!r}); use fedavg for plain clients"
             )
-        takes = {p.name for p in declarations(self.model.entry.build)}
-        if "n_classes" in takes and self.data.name in _REGRESSION_DATA:
-            raise ValueError(f"model.name={self.model.name!r} needs a classification data set, "
-                             f"not data.name={self.data.name!r}")
+        self._check_model_data()
         n = self.data.get("n_clients")
         sync = alg.name in _SYNC
         if sync and alg.clients_per_round > (n if n is not None else alg.clients_per_round):
@@ -623,6 +653,47 @@ class SimConfig:
         if arr.mode == "event":
             self._check_event(n, sync)
 
+    def _check_model_data(self) -> None:
+        """The model fits the data's targets (what Problem.build would refuse)."""
+        model, data = self.model, self.data
+        classifier = getattr(model.entry.build, "is_classifier", None)
+        classes = {"digits": 10, "fedprox_synthetic": data.get("n_classes")}.get(data.name)
+        if classifier and data.name in _REGRESSION_DATA:
+            raise ValueError(f"model.name={model.name!r} needs a classification data set, "
+                             f"not data.name={data.name!r}")
+        if self.oracle.name == "moreau":  # what MoreauEnvelope checks per step, where known
+            built = model.build(classes if classifier else 2)
+            if self.oracle.inner == "nesterov" and not built.is_convex():
+                raise ValueError(f"oracle.inner='nesterov' needs a convex model, and "
+                                 f"model.name={model.name!r} is not (is_convex() is False); "
+                                 "use oracle.inner = 'gd'")
+            if self.oracle.smoothness is None:  # a model without any global L (the MLP)
+                d = 64 if data.name == "digits" else int(data.get("n_features", 1))
+                y0 = np.zeros(1, dtype=np.int64 if classifier else np.float64)
+                if not math.isfinite(float(built.smoothness(np.ones((1, d)), y0))):
+                    raise ValueError(f"model.name={model.name!r} has no finite smoothness L on "
+                                     "any data: oracle.name='moreau' needs oracle.smoothness "
+                                     "(an L valid for every batch)")
+            else:
+                try:
+                    self.oracle.build().strong_convexity(built, self.oracle.smoothness)
+                except ValueError as exc:
+                    raise ValueError(f"oracle.lam with oracle.smoothness: {exc}") from None
+        if classes is None:
+            return
+        if model.name == "logistic" and classes != 2:
+            raise ValueError(f"model.name='logistic' needs 2 classes, data.name={data.name!r} "
+                             f"has {classes} (use softmax, or data.n_classes = 2)")
+        if model.get("allow_int_targets") is False:
+            raise ValueError(f"model.name={model.name!r} is a regression model and "
+                             f"data.name={data.name!r} has class labels; use a classifier or "
+                             "set model.allow_int_targets = true")
+        if data.name == "digits" and data.partition == "label_skew" and \
+                data.n_clients * data.classes_per_client < 10:
+            raise ValueError(f"data.partition='label_skew' needs data.n_clients * "
+                             f"data.classes_per_client >= 10 (the digits' classes), got "
+                             f"{data.n_clients} * {data.classes_per_client}")
+
     def _check_event(self, n: int | None, sync: bool) -> None:
         """Combinations the engine would refuse only after building the data (fuzz-found)."""
         arr, name = self.arrivals, self.algorithm.name
@@ -634,6 +705,17 @@ class SimConfig:
                              f"asynchronous algorithms only, not algorithm.name={name!r}")
         if n is None:
             return
+        trace = arr.get("job_trace")
+        if trace is not None:  # read and validate it now, not when the run starts
+            from persafl_np.sim.timing import load_job_trace
+
+            try:
+                load_job_trace(trace, n)
+            except OSError as exc:
+                raise ValueError(f"arrivals.job_trace {trace!r}: cannot read "
+                                 f"({exc.strerror or exc})") from None
+            except ValueError as exc:
+                raise ValueError(f"arrivals.job_trace: {exc}") from None
         if arr.speeds is not None and len(arr.speeds) != n:
             raise ValueError(f"arrivals.speeds must have data.n_clients={n} entries, "
                              f"got {len(arr.speeds)}")
@@ -720,6 +802,8 @@ def describe(markdown: bool = False) -> str:
             rows.extend((where, p.name, p.kind, p.range_text(), _dflt(p), p.doc)
                         for p in _noise_params())
         for name, e in entries.items():
+            if not e.params:
+                rows.append((f"{where} {sel}={name}", "(no keys)", "-", "-", "-", e.doc))
             for p in e.params:
                 doc = p.doc + (f" (only with {p.when[0]} in {list(p.when[1])})" if p.when
                                else "")
@@ -751,15 +835,6 @@ def _dflt(p: Param) -> str:
     return "omitted" if p.default is None else repr(p.default)
 
 
-def sha256_file(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (hex)."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def simulate(
     config: SimConfig,
     arrivals: Any = None,
@@ -789,8 +864,9 @@ def simulate(
     check_fits(config, data_built=dataset is not None)  # refuse before allocating (issue 10)
     data = dataset if dataset is not None else config.data.build(config.seed)
     n_classes = getattr(data, "n_classes", None)
-    problem = Problem.build(config.model.build(n_classes), config.oracle.build(), data,
-                            seed=config.seed, dtype=config.dtype)
+    model, oracle = config.model.build(n_classes), config.oracle.build()
+    check_imported(config, model, oracle, data)
+    problem = Problem.build(model, oracle, data, seed=config.seed, dtype=config.dtype)
     n = problem.n_clients
     if arrivals is None:
         arr = config.arrivals.build(n)
@@ -811,3 +887,29 @@ def simulate(
     return run(problem, config.algorithm.build(), arr, T=config.T, seed=config.seed,
                eval_every=config.eval_every, max_arrivals=config.max_arrivals, config=config,
                **run_kwargs)
+
+
+def check_imported(config: SimConfig, model: Any, oracle: Any, data: Any) -> None:
+    """A model or oracle imported by path (``model.name = "pkg.mod:Class"``) is checked when
+    the run starts, on client 0's training rows: :func:`persafl_np.checks.check_model`
+    (gradient, HVP, Hessian against finite differences) and
+    :func:`persafl_np.checks.check_oracle` (conformance, theory/personalization.md (LOC-C)).
+    ``check = false`` in its table skips it. ValueError naming the table when a check fails."""
+    from persafl_np import checks
+
+    X, y = data.clients[0].X_train, data.clients[0].y_train
+    if config.model.get("check"):
+        res = checks.check_model(model, X, y, rng=config.seed)
+        if not res.ok:
+            bad = [f.name for f in dataclasses.fields(res)
+                   if getattr(res, f.name) is not None and not getattr(res, f.name).ok]
+            raise ValueError(f"model.name={config.model.name!r} fails persafl_np.checks."
+                             f"check_model on client 0's data (failed: {', '.join(bad)}); fix "
+                             "the model or set model.check = false")
+    if config.oracle.get("check"):
+        ores = checks.check_oracle(oracle, model, X, y, rng=config.seed)
+        if not ores.ok:
+            raise ValueError(f"oracle.name={config.oracle.name!r} fails persafl_np.checks."
+                             f"check_oracle on client 0's data (worst: {ores.worst}, relative "
+                             f"error {ores.max_rel_error:.3g}, grad ok: {ores.grad.ok}); fix "
+                             "the oracle or set oracle.check = false")

@@ -1,4 +1,4 @@
-"""Parameter declarations and their one validator (theory/simulator.md §7, "Declarations").
+"""Parameter declarations and their one validator (theory/simulator.md §7, (CFG-1)–(CFG-2)).
 
 Every configurable component declares its parameters once, next to its constructor, as a
 class attribute ``params: tuple[Param, ...]`` (functions carry it through :func:`declares`), in
@@ -248,6 +248,8 @@ def resolve(params: tuple[Param, ...], given: Mapping[str, Any], prefix: str = "
                     f"(only with {prefix}{other} in {list(vals)}); remove it"
                 )
             continue
+        if p.name not in given and p.default is None and not p.optional:
+            raise ValueError(f"{key} is required{about} ({p.range_text()})")
         out[p.name] = check(p, given[p.name], key) if p.name in given else p.default
     return out
 
