@@ -82,6 +82,8 @@ def _switch(d: dict, path: str) -> bool:
                 if d["model"].get("_fixed"):
                     return False
                 d["model"] = {"name": _REGRESSION[v["name"]], "_fixed": True}
+            if table == "model" and v["name"] == "logistic":  # binary labels
+                d["data"]["n_classes"] = 2
             if table == "algorithm" and v["name"] == "fedavg":
                 d["arrivals"] = {"mode": "event", "_fixed": True}
             return True

@@ -39,8 +39,8 @@ class ClientReweight:
     params: ClassVar[tuple[Param, ...]] = (
         Param("shares", "floats", None, "the arrival law p (n_clients entries > 0, sum 1)",
               lo=0.0, lo_open=True, hi=1.0, optional=True),
-        Param("prior", "float", 1.0, "pseudo-count of the online estimate", lo=0.0,
-              lo_open=True),
+        Param("prior", "float", 1.0, "pseudo-count of the online estimate (>= 1e-12: a smaller "
+              "one underflows p_i to 0 for a client that has not arrived yet)", lo=1e-12),
     )
 
     def __post_init__(self) -> None:

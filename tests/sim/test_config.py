@@ -123,7 +123,7 @@ def test_moreau_smoothness_reaches_the_oracle_and_round_trips():
 def test_n_features_default_follows_the_generator():
     """fedprox_synthetic is a 60-feature recipe; leaving n_features out must not silently
     give 10 features (an easier-to-underfit problem with a very different optimum)."""
-    fed = SimConfig.from_dict({"data": {"name": "fedprox_synthetic"}})
+    fed = SimConfig.from_dict({"model": {"name": "softmax"}, "data": {"name": "fedprox_synthetic"}})
     assert fed.data.n_features == 60
     assert SimConfig().data.n_features == 10
     assert "n_features = 60" in fed.to_toml()
