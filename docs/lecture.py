@@ -169,12 +169,13 @@ print(f"second half of the run: mean ||grad F||^2 = {g_F:.3g}, "
 
 # %% [markdown]
 # **Exercise 4.** Bounding staleness (part 3) does not remove the bias: fast clients still
-# arrive more often. What does? Try theorem mode (`arrivals__mode="theorem"`: clients chosen
+# arrive more often. What does? Try theorem mode
+# (`arrivals={"mode": "theorem", "tau": 5}`: clients chosen
 # uniformly) and compare ‖∇F‖².
 
 # %%
 # Solution 4: theorem mode picks clients uniformly, so p_i -> 1/n and the floor disappears.
-fair = simulate(config(T=1000, eval_every=10, arrivals__mode="theorem", arrivals__tau=5))
+fair = simulate(config(T=1000, eval_every=10, arrivals={"mode": "theorem", "tau": 5}))
 g_fair = fair.history.grad_norm2[late].mean()
 print(f"theorem mode: shares from {fair.shares.min():.3f} to {fair.shares.max():.3f}, "
       f"second-half mean ||grad F||^2 = {g_fair:.3g}")

@@ -605,6 +605,24 @@ def _add_init(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_cmd_init)
 
 
+def _cmd_config(args: argparse.Namespace) -> int:
+    from persafl_np.config import describe
+
+    print(describe(markdown=args.markdown), end="")
+    return EXIT_OK
+
+
+def _add_config(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("config", parents=[common], help="list every config table and key",
+                       description="List every table and key of a run config with its type, "
+                       "allowed values, default and meaning, generated from the components' "
+                       "declarations (persafl_np.config.describe).")
+    p.add_argument("--list", action="store_true", help="list every table and key (the default)")
+    p.add_argument("--markdown", action="store_true",
+                   help="as a Markdown table (the README's configuration reference)")
+    p.set_defaults(func=_cmd_config)
+
+
 def _add_falsify(sub: Any, common: argparse.ArgumentParser) -> None:
     from persafl_np.falsify_cli import add_falsify_parser
 
@@ -621,6 +639,7 @@ def _add_animate(sub: Any, common: argparse.ArgumentParser) -> None:
 COMMANDS: tuple[tuple[str, Callable[[Any, argparse.ArgumentParser], None]], ...] = (
     ("demo", _add_demo),
     ("init", _add_init),
+    ("config", _add_config),
     ("run", _add_run),
     ("resume", _add_resume),
     ("bound", _add_bound),

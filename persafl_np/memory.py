@@ -52,11 +52,17 @@ _PADDED_BYTES = 64 * 2**20  # sim.evaluation.PADDED_BYTES
 _COHORT_BLOCKS = 8
 
 
+def _get(table: Any, key: str, default: Any = None) -> Any:
+    """A config table's key, or ``default`` where it does not apply to the component."""
+    get = getattr(table, "get", None)
+    return get(key, default) if get is not None else getattr(table, key, default)
+
+
 def _num_params(config: Any) -> int:
-    m, d = config.model, config.data.n_features
+    m, d = config.model, _get(config.data, "n_features", 10)
     if config.data.name == "digits":
         d = 64
-    C = config.data.n_classes if config.data.name != "digits" else 10
+    C = _get(config.data, "n_classes", 10) if config.data.name != "digits" else 10
     if m.name == "softmax":
         return (d + 1) * C
     if m.name == "mlp":
@@ -66,8 +72,8 @@ def _num_params(config: Any) -> int:
 
 def estimate(config: Any) -> dict[str, int]:
     """Bytes per part (module docstring) and ``total``; arbitrary-precision ints, no overflow."""
-    dc, n = config.data, config.data.n_clients
-    d = 64 if dc.name == "digits" else dc.n_features
+    dc, n = config.data, _get(config.data, "n_clients", 1)
+    d = 64 if dc.name == "digits" else _get(dc, "n_features", 10)
     if dc.name == "fedprox_synthetic":
         rows = n * (math.floor(math.exp(4.0 + 2.0 ** 2 / 2)) + 50)
         data = train = rows * (d + 1) * 8
@@ -77,24 +83,28 @@ def estimate(config: Any) -> dict[str, int]:
     elif dc.name == "robust_family":
         data = n * (dc.n_samples + max(1, dc.n_samples // 4)) * (d + 1) * 8
         train = n * dc.n_samples * (d + 1) * 8
+    elif dc.name == "npz":  # the arrays as stored (float64 rows, uncompressed)
+        data = train = os.path.getsize(dc.path)
     else:
         data = train = 1797 * 65 * 8
     arr, alg = config.arrivals, config.algorithm
+    conc = _get(arr, "concurrency")
     if arr.mode == "theorem":  # the τ + 1 window; jobs computed at arrival (look-ahead ≤ τ + 1)
         versions, in_flight = arr.tau + 2, min(n, arr.tau + 1)
     else:  # the current version; every in-flight job holds its pulled model or its result
-        versions, in_flight = 2, n if arr.concurrency is None else min(n, arr.concurrency)
-    per_step = {"fedbuff": alg.K}.get(alg.name, 1)
+        versions, in_flight = 2, n if conc is None else min(n, conc)
+    per_step = alg.K if alg.name == "fedbuff" else 1
     if alg.name in ("fedavg", "perfedavg", "pfedme"):
         per_step = alg.clients_per_round
     if config.max_arrivals is not None:
         arrivals = config.max_arrivals
     else:
         # integer arithmetic: T may be any size (no float overflow)
-        arrivals = config.T * per_step * 1024 // max(1, math.floor((1.0 - arr.dropout) * 1024))
+        dropout = _get(arr, "dropout", 0.0)
+        arrivals = config.T * per_step * 1024 // max(1, math.floor((1.0 - dropout) * 1024))
     k = 1
     if config.oracle.name == "maml":
-        k = 2 if config.oracle.hessian == "first_order" else 3
+        k = 2 if _get(config.oracle, "hessian") == "first_order" else 3
     cohort = config.cohort_size if config.cohort_size is not None else 128
     parts = estimate_parts(
         n_clients=n, rows=0, test_rows=0, d=d, p=_num_params(config), in_flight=in_flight,
@@ -172,14 +182,14 @@ def check_fits(config: Any, available: int | None = None, *, data_built: bool = 
         return
     parts = ", ".join(f"{k} {_fmt(v)}" for k, v in est.items()
                       if k != "total" and not (data_built and k == "data"))
-    dc = config.data
-    sizes = (f"data.n_clients={dc.n_clients}, data.n_samples={dc.n_samples}, "
-             f"data.n_features={dc.n_features}, data.n_classes={dc.n_classes}, "
-             f"model.n_hidden={config.model.n_hidden}, arrivals.tau={config.arrivals.tau}, "
-             f"arrivals.concurrency={config.arrivals.concurrency}, T={config.T}, "
-             f"max_arrivals={config.max_arrivals}, algorithm.Q={config.algorithm.Q}, "
-             f"algorithm.batch_size={config.algorithm.batch_size}, "
-             f"cohort_size={config.cohort_size}")
+    keys = [("data", "n_clients"), ("data", "n_samples"), ("data", "n_features"),
+            ("data", "n_classes"), ("model", "n_hidden"), ("arrivals", "tau"),
+            ("arrivals", "concurrency")]
+    sizes = ", ".join(f"{t}.{k}={_get(getattr(config, t), k)}" for t, k in keys
+                      if _get(getattr(config, t), k) is not None)
+    sizes += (f", T={config.T}, max_arrivals={config.max_arrivals}, "
+              f"algorithm.Q={config.algorithm.Q}, "
+              f"algorithm.batch_size={config.algorithm.batch_size}, cohort_size={config.cohort_size}")
     raise ValueError(
         f"this run needs about {_fmt(total)} of memory ({parts}) but only {_fmt(avail)} is "
         f"available; reduce the sizes ({sizes})"

@@ -29,19 +29,12 @@ from persafl_np.memory import check_fits
 
 VALID = {
     "seed": 1, "T": 20, "eval_every": 5, "max_arrivals": 1000,
-    "model": {"name": "softmax", "l2": 0.01, "n_hidden": 4, "activation": "tanh",
-              "nonconvex": 0.0},
-    "oracle": {"name": "maml", "alpha": 0.01, "hessian": "exact", "lam": 15.0,
-               "inner_steps": 5, "inner_tol": 1e-6, "smoothness": 2.0, "noise_sigma": 0.0},
-    "data": {"name": "fedprox_synthetic", "n_clients": 4, "n_features": 3, "n_samples": 10,
-             "n_classes": 3, "alpha": 0.5, "beta": 0.5, "spread": 1.0, "shift": 1.0,
-             "noise": 0.1, "partition": "label_skew", "classes_per_client": 2,
-             "test_fraction": 0.2},
-    "algorithm": {"name": "persafl", "Q": 2, "eta": 0.05, "batch_size": 4, "beta": 1.0,
-                  "alpha": 0.5, "K": 2, "eta_g": 1.0, "clients_per_round": 2,
-                  "weight": "constant", "weight_a": 0.5, "weight_b": 0.0,
-                  "weight_normalize_at": 1.0, "prox": 0.0},
-    "arrivals": {"mode": "event", "tau": 2, "policy": "uniform",
+    "model": {"name": "softmax", "l2": 0.01},
+    "oracle": {"name": "maml", "alpha": 0.01, "hessian": "exact", "noise_sigma": 0.0},
+    "data": {"name": "fedprox_synthetic", "n_clients": 4, "n_features": 3, "n_classes": 3,
+             "alpha": 0.5, "beta": 0.5, "test_fraction": 0.2},
+    "algorithm": {"name": "persafl", "Q": 2, "eta": 0.05, "batch_size": 4, "beta": 1.0},
+    "arrivals": {"mode": "event",
                  "job_time": {"law": "lognormal", "mu": 0.0, "sigma": 1.0, "minimum": 0.0},
                  "download": {"law": "constant", "mean": 0.0},
                  "upload": {"law": "exponential", "mean": 0.5},
@@ -49,6 +42,60 @@ VALID = {
                  "staleness": "drop", "tau_max": 3, "availability_period": 10.0,
                  "availability_on": 0.8},
 }
+# Other components of a table, with every key of theirs set: a mutated key that belongs to one
+# of them switches its table to it first (a key that does not apply is an error of its own).
+VARIANTS: dict[str, list[dict]] = {
+    "model": [{"name": "mlp", "l2": 0.01, "n_hidden": 4, "activation": "tanh"},
+              {"name": "logistic", "l2": 0.0, "nonconvex": 0.0}],
+    "oracle": [{"name": "moreau", "lam": 15.0, "inner_steps": 5, "inner_tol": 1e-6,
+                "smoothness": 2.0, "noise_sigma": 0.0}],
+    "data": [{"name": "shifted_least_squares", "n_clients": 4, "n_features": 3,
+              "n_samples": 10, "spread": 1.0},
+             {"name": "robust_family", "n_clients": 4, "n_features": 3, "n_samples": 10,
+              "shift": 1.0, "noise": 0.1},
+             {"name": "digits", "n_clients": 4, "partition": "label_skew",
+              "classes_per_client": 2, "test_fraction": 0.2}],
+    "algorithm": [{"name": "fedasync", "Q": 2, "eta": 0.05, "alpha": 0.5, "weight": "hinge",
+                   "weight_a": 0.5, "weight_b": 0.0, "weight_normalize_at": 1.0,
+                   "prox": 0.0},
+                  {"name": "fedbuff", "Q": 2, "eta": 0.05, "K": 2, "eta_g": 1.0},
+                  {"name": "fedavg", "Q": 2, "eta": 0.05, "clients_per_round": 2}],
+    "arrivals": [{"mode": "theorem", "tau": 2, "policy": "uniform"}],
+}
+#: a regression data set needs a regression model
+_REGRESSION = {"shifted_least_squares": "least_squares", "robust_family": "robust"}
+
+
+def _switch(d: dict, path: str) -> bool:
+    """Switch the table of ``path`` to a component that has its key; False when the key's
+    component conflicts with one chosen before (or the key is unknown to every component)."""
+    table, _, key = path.partition(".")
+    if table not in VARIANTS or not isinstance(d.get(table), dict) or \
+            key.split(".")[0] in d[table]:
+        return True
+    for v in VARIANTS[table]:
+        if key.split(".")[0] in v:
+            if d[table].get("_fixed") or (table == "model" and d["data"].get("_fixed")):
+                return False
+            d[table] = {**copy.deepcopy(v), "_fixed": True}
+            if table == "data" and v["name"] in _REGRESSION:
+                if d["model"].get("_fixed"):
+                    return False
+                d["model"] = {"name": _REGRESSION[v["name"]], "_fixed": True}
+            if table == "model" and v["name"] == "logistic":  # binary labels
+                d["data"]["n_classes"] = 2
+            if table == "algorithm" and v["name"] == "fedavg":
+                d["arrivals"] = {"mode": "event", "_fixed": True}
+            return True
+    return not d[table].get("_fixed")
+
+
+def _clean(d: dict) -> dict:
+    for t in VARIANTS:
+        if isinstance(d.get(t), dict):
+            d[t].pop("_fixed", None)
+    return d
+
 
 # field path -> (kind, lo, hi, strict-lo): the rule each field's validator enforces
 INT, FLOAT, ENUM = "int", "float", "enum"
@@ -64,7 +111,7 @@ FIELDS: dict[str, tuple] = {
     "data.n_samples": (INT, 1), "data.n_classes": (INT, 2), "data.alpha": (FLOAT, 0.0),
     "data.beta": (FLOAT, 0.0), "data.spread": (FLOAT, 0.0), "data.shift": (FLOAT, 0.0),
     "data.noise": (FLOAT, 0.0), "data.partition": (ENUM,), "data.classes_per_client": (INT, 1),
-    "data.test_fraction": (FLOAT, 0.0, 0.9),
+    "data.test_fraction": (FLOAT, 0.0, 1.0, True),
     "algorithm.name": (ENUM,), "algorithm.Q": (INT, 1),
     "algorithm.eta": (FLOAT, 0.0, None, True), "algorithm.batch_size": (INT, 1),
     "algorithm.beta": (FLOAT, 0.0, None, True), "algorithm.alpha": (FLOAT, 0.0, 1.0, True),
@@ -147,7 +194,7 @@ def build_all(d: dict) -> SimConfig:
     cfg.arrivals.build(n)
     cfg.algorithm.build()
     cfg.oracle.build()
-    classes = cfg.data.n_classes if cfg.data.name in ("fedprox_synthetic", "digits") else None
+    classes = cfg.data.get("n_classes") if cfg.data.name == "fedprox_synthetic" else None
     cfg.model.build(10 if cfg.data.name == "digits" else classes)
     return cfg
 
@@ -164,11 +211,10 @@ def _expect_named_rejection(d: dict, names: tuple[str, ...]) -> None:
 
 def _valid(**tweaks) -> dict:
     d = copy.deepcopy(VALID)
-    if d["arrivals"]["staleness"] == "block":  # keep the base valid
-        d["arrivals"]["concurrency"] = 1
     for k, v in tweaks.items():
+        assert _switch(d, k), k
         _set(d, k, v)
-    return d
+    return _clean(d)
 
 
 def test_base_config_is_valid():
@@ -177,16 +223,25 @@ def test_base_config_is_valid():
 
 @st.composite
 def bad_configs(draw):
-    d = _valid()
+    d = copy.deepcopy(VALID)
     k = draw(st.integers(1, 3))
     paths = draw(st.lists(st.sampled_from(sorted(FIELDS)), min_size=k, max_size=k, unique=True))
     names: tuple[str, ...] = ()
     for p in paths:
+        if not _switch(d, p):
+            continue
         _set(d, p, draw(_bad_values(p)))
         names += _names(p)
+    _clean(d)
+    if not names:  # every drawn key conflicted with the first: mutate the first alone
+        d = _valid()
+        _set(d, paths[0], draw(_bad_values(paths[0])))
+        names = _names(paths[0])
     if draw(st.booleans()):  # plus an unknown key somewhere
         table = draw(st.sampled_from(["", "model", "oracle", "data", "algorithm", "arrivals",
                                       "arrivals.job_time"]))
+        if table == "arrivals.job_time" and d["arrivals"].get("mode") != "event":
+            table = "arrivals"  # theorem mode has no job_time table
         key = draw(st.sampled_from(["foo", "Q ", "eta2", "extra_table", "name\n"]))
         _set(d, f"{table}.{key}" if table else key, draw(st.one_of(st.integers(), JUNK)))
         names += (key.strip(),)
@@ -204,8 +259,7 @@ def test_bad_configs_rejected_naming_a_field(case):
 @given(st.sampled_from(sorted(p for p in FIELDS if FIELDS[p][0] != ENUM)), st.data())
 def test_edge_values_accepted_or_rejected_naming_the_field(path, data):
     value = data.draw(_edge_values(path))
-    d = _valid()
-    _set(d, path, value)
+    d = _valid(**{path: value})
     try:
         cfg = build_all(d)
     except ValueError as exc:
@@ -216,11 +270,10 @@ def test_edge_values_accepted_or_rejected_naming_the_field(path, data):
 
 
 COMBINATIONS = [
-    ({"algorithm.name": "perfedavg", "oracle.name": "plain"}, "oracle.name"),
+    ({"algorithm.name": "perfedavg", "oracle": {"name": "plain"}}, "oracle.name"),
     ({"algorithm.name": "pfedme", "oracle.name": "maml"}, "oracle.name"),
     ({"algorithm.prox": 0.5}, "algorithm.prox"),
-    ({"algorithm.name": "fedavg", "algorithm.clients_per_round": 9, "arrivals.staleness": "none",
-      "arrivals.availability_period": None}, "clients_per_round"),
+    ({"algorithm.name": "fedavg", "algorithm.clients_per_round": 9}, "clients_per_round must be"),
     ({"arrivals.speeds": [1.0, 2.0]}, "speeds"),
     ({"arrivals.speeds": []}, "speeds"),
     ({"arrivals.speeds": [1.0, 2.0, 1.0, 0.5, 1.0]}, "speeds"),
@@ -240,32 +293,49 @@ COMBINATIONS = [
     ({"arrivals.job_time": {"law": "lognormal", "sigma": 1.0, "bogus": 2}}, "bogus"),
     ({"arrivals.job_time": {"law": "exponential", "mean": 0.0}}, "mean"),
     ({"arrivals.download": []}, "download"),
-    ({"model.name": "softmax", "data.name": "shifted_least_squares"}, "model.name"),
-    ({"model.name": "mlp", "data.name": "robust_family"}, "model.name"),
+    ({"model.name": "softmax", "data": {"name": "shifted_least_squares", "n_clients": 4}},
+     "model.name"),
+    ({"model": {"name": "mlp"}, "data": {"name": "robust_family", "n_clients": 4}},
+     "model.name"),
     ({"model": "softmax"}, "model"),
     ({"arrivals": []}, "arrivals"),
     ({"data": {"name": "digits", "bogus": 1}}, "bogus"),
     ({"extra": {"a": 1}}, "extra"),
-    ({"algorithm.name": "fedavg", "arrivals.staleness": "drop"}, "staleness"),
-    ({"algorithm.name": "fedavg", "arrivals.staleness": "none",
-      "arrivals.availability_period": 3.0}, "availability"),
+    ({"algorithm.clients_per_round": 2, "arrivals.staleness": "drop", "arrivals.tau_max": 1},
+     "staleness"),
+    ({"algorithm.clients_per_round": 2, "arrivals.availability_period": 3.0}, "availability"),
+    ({"algorithm.prox": 0.5}, "algorithm.prox applies to algorithm.name='fedasync' only"),
+    ({"oracle.lam": 2.0}, "oracle.lam applies to oracle.name='moreau' only"),
+    ({"arrivals.job_time": {"mean": 2.0}}, "arrivals.job_time.law is required"),
+    ({"arrivals.job_time": {"law": "lognormal", "mu": 1000.0}}, "overflow"),
+    ({"arrivals.job_time": {"law": "pareto", "shape": 0.001}}, "overflow"),
+    ({"arrivals.job_time": {"law": "exponential", "mean": "2.5"}},
+     "arrivals.job_time.mean must be a finite number"),
+    ({"arrivals.job_time": {"law": "exponential", "mean": True}}, "arrivals.job_time.mean"),
+    ({"arrivals.staleness": "block", "arrivals.tau_max": 2, "arrivals.concurrency": None},
+     "concurrency"),
+    ({"arrivals.job_time": {"law": "exponential", "shape": 2.0}},
+     "arrivals.job_time.shape applies to arrivals.job_time.law='pareto' only"),
     ({"arrivals.staleness": "drop", "arrivals.tau_max": None}, "tau_max"),
 ]
 
 
 @pytest.mark.parametrize("tweaks,name", COMBINATIONS)
 def test_incompatible_combinations_rejected_naming_a_field(tweaks, name):
-    d = _valid()
+    d = copy.deepcopy(VALID)
     for k, v in tweaks.items():
         if v is None:
             *head, leaf = k.split(".")
             node = d
             for h in head:
                 node = node[h]
-            node.pop(leaf)
+            node.pop(leaf, None)
+        elif k not in ("algorithm.prox", "oracle.lam"):  # these two: on purpose, no switch
+            _switch(d, k)
+            _set(d, k, v)
         else:
             _set(d, k, v)
-    _expect_named_rejection(d, (name,))
+    _expect_named_rejection(_clean(d), (name,))
 
 
 # ------------------------------------------------------------------ crafted files

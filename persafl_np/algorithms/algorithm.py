@@ -3,15 +3,15 @@ theory/personalization.md eq. (LOC-1))."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from persafl_np.algorithms.delay_adaptive import DelayAdaptive
 from persafl_np.algorithms.reweight import ClientReweight
 from persafl_np.algorithms.rules import ServerRule
-from persafl_np.personalization.local import check_prox
+from persafl_np.parameters import Param, validate_fields
+from persafl_np.personalization.local import PROX
 
 __all__ = ["Algorithm"]
 
@@ -42,17 +42,16 @@ class Algorithm:
     reweight: ClientReweight | None = None
     delay_adaptive: DelayAdaptive | None = None
 
+    params: ClassVar[tuple[Param, ...]] = (
+        Param("Q", "int", 1, "local steps per job", lo=1),
+        Param("eta", "float", 0.1, "client step eta", lo=0.0, lo_open=True),
+        Param("batch_size", "int", None, "mini-batch size b (omit: full batch)", lo=1,
+              optional=True),
+        PROX,
+    )
+
     def __post_init__(self) -> None:
-        if isinstance(self.Q, bool) or not isinstance(self.Q, int) or self.Q < 1:
-            raise ValueError(f"Q (local steps) must be an integer >= 1, got {self.Q!r}")
-        eta = float(self.eta)
-        if not math.isfinite(eta) or eta <= 0:
-            raise ValueError(f"eta (client step) must be a finite number > 0, got {self.eta!r}")
-        object.__setattr__(self, "eta", eta)
-        b = self.batch_size
-        if b is not None and (isinstance(b, bool) or not isinstance(b, int) or b < 1):
-            raise ValueError(f"batch_size must be an integer >= 1 or None, got {b!r}")
-        object.__setattr__(self, "prox", check_prox(self.prox, "prox"))
+        validate_fields(self)
         if self.reweight is not None and not isinstance(self.reweight, ClientReweight):
             raise ValueError(f"reweight must be a ClientReweight or None, got {self.reweight!r}")
         da = self.delay_adaptive

@@ -12,8 +12,9 @@ rates) the rule re-introduces an arrival bias (theory/staleness_linear.md §4.3)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
-from persafl_np.arguments import check_int
+from persafl_np.parameters import Param, validate_fields
 
 __all__ = ["DelayAdaptive"]
 
@@ -23,9 +24,12 @@ class DelayAdaptive:
     """Server-step factor 1 if τ ≤ ``threshold`` else 0 (``threshold`` τ̄ ≥ 0, in server steps)."""
 
     threshold: int
+    params: ClassVar[tuple[Param, ...]] = (
+        Param("threshold", "int", None, "skip updates with staleness > threshold (TB-4)", lo=0),
+    )
 
     def __post_init__(self) -> None:
-        check_int(self.threshold, "delay_adaptive threshold", 0)
+        validate_fields(self, "delay_adaptive ")
 
     def factor(self, tau: int) -> float:
         """1.0 when the update is applied, 0.0 when it is skipped."""

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+
+from persafl_np.parameters import Param, validate_fields
 
 __all__ = ["ClientReweight"]
 
@@ -34,20 +36,19 @@ class ClientReweight:
 
     shares: tuple[float, ...] | None = None
     prior: float = 1.0
+    params: ClassVar[tuple[Param, ...]] = (
+        Param("shares", "floats", None, "the arrival law p (n_clients entries > 0, sum 1)",
+              lo=0.0, lo_open=True, hi=1.0, optional=True),
+        Param("prior", "float", 1.0, "pseudo-count of the online estimate (>= 1e-12: a smaller "
+              "one underflows p_i to 0 for a client that has not arrived yet)", lo=1e-12),
+    )
 
     def __post_init__(self) -> None:
+        validate_fields(self, "reweight ")
         if self.shares is not None:
-            p = tuple(float(x) for x in self.shares)
-            if not p or not all(math.isfinite(x) and x > 0.0 for x in p):
-                raise ValueError(f"reweight shares must be numbers in (0, 1], got {self.shares!r}")
-            s = math.fsum(p)
+            s = math.fsum(self.shares)
             if abs(s - 1.0) > 1e-9:
                 raise ValueError(f"reweight shares must sum to 1, got sum {s!r}")
-            object.__setattr__(self, "shares", p)
-        prior = float(self.prior)
-        if not (math.isfinite(prior) and prior > 0.0):
-            raise ValueError(f"reweight prior must be a finite number > 0, got {self.prior!r}")
-        object.__setattr__(self, "prior", prior)
 
     @property
     def online(self) -> bool:

@@ -22,12 +22,12 @@ report (default: none). The engine uses only these, never the rule's name.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from persafl_np.algorithms.weights import StalenessWeight, constant
+from persafl_np.parameters import Param, check, declares
 
 __all__ = [
     "Contribution",
@@ -90,20 +90,24 @@ class ServerRule:
     client_models: Callable[[ServerState, int], list] | None = None
 
 
-def _pos(v: float, name: str) -> float:
-    x = float(v)
-    if not math.isfinite(x) or x <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
-    return x
+#: The rules' parameters, declared once (persafl_np.parameters).
+BETA = Param("beta", "float", 1.0, "server step: w <- w - beta*Delta (B2; B5/B6 mixing)",
+             lo=0.0, lo_open=True)
+ALPHA = Param("alpha", "float", 0.5, "FedAsync mixing alpha (B4)", lo=0.0, lo_open=True, hi=1.0)
+ETA_G = Param("eta_g", "float", 1.0, "FedBuff server step eta_g (B3)", lo=0.0, lo_open=True)
+K_BUFFER = Param("K", "int", 10, "FedBuff buffer size: arrivals per server step (B3)", lo=1)
+CLIENTS_PER_ROUND = Param("clients_per_round", "int", 10,
+                          "clients sampled per synchronous round (<= n_clients)", lo=1)
 
 
 def _init(w0: Any) -> ServerState:
     return ServerState(w=w0, version=0)
 
 
+@declares(BETA)
 def persafl(beta: float = 1.0) -> ServerRule:
     """PersA-FL server (theory/brief_results.md (B2)): w^{t+1} = w^t − βΔ."""
-    beta = _pos(beta, "beta")
+    beta = check(BETA, beta)
 
     def update(state: ServerState, c: Contribution) -> ServerState:
         return ServerState(state.w - beta * c.delta, state.version + 1)
@@ -111,11 +115,10 @@ def persafl(beta: float = 1.0) -> ServerRule:
     return ServerRule("persafl", _init, update, 1, (("beta", beta),), needs_pulled=False)
 
 
+@declares(ALPHA)
 def fedasync(alpha: float = 0.5, weight: StalenessWeight | None = None) -> ServerRule:
     """FedAsync (theory/brief_results.md (B4)): w ← (1−α_t)w + α_t x, α_t = α s(τ), x = u − Δ."""
-    alpha = _pos(alpha, "alpha")
-    if alpha > 1:
-        raise ValueError(f"alpha must lie in (0, 1], got {alpha}")
+    alpha = check(ALPHA, alpha)
     s = weight or constant()
 
     def update(state: ServerState, c: Contribution) -> ServerState:
@@ -126,11 +129,11 @@ def fedasync(alpha: float = 0.5, weight: StalenessWeight | None = None) -> Serve
     return ServerRule("fedasync", _init, update, 1, (("alpha", alpha), ("weight", s)))
 
 
+@declares(ETA_G, K_BUFFER)
 def fedbuff(eta_g: float = 1.0, K: int = 10, weight: StalenessWeight | None = None) -> ServerRule:
     """FedBuff (theory/brief_results.md (B3)): acc += s(τ)Δ; every K arrivals w ← w − η_g·acc/K."""
-    eta_g = _pos(eta_g, "eta_g")
-    if isinstance(K, bool) or not isinstance(K, int) or K < 1:
-        raise ValueError(f"K (buffer size) must be an integer >= 1, got {K!r}")
+    eta_g = check(ETA_G, eta_g)
+    K = check(K_BUFFER, K, "K (buffer size)")
     s = weight or constant()
 
     def update(state: ServerState, c: Contribution) -> ServerState:
@@ -146,8 +149,11 @@ def fedbuff(eta_g: float = 1.0, K: int = 10, weight: StalenessWeight | None = No
                       needs_pulled=False)
 
 
+@declares(BETA, CLIENTS_PER_ROUND)
 def sync_average(beta: float = 1.0, clients_per_round: int = 10) -> ServerRule:
     """Synchronous round (FedAvg β=1, Per-FedAvg, pFedMe mixing β): w ← w − β·mean_{i∈S}Δ_i."""
+    beta = check(BETA, beta)
+    clients_per_round = check(CLIENTS_PER_ROUND, clients_per_round)
     rule = fedbuff(eta_g=beta, K=clients_per_round)
     return ServerRule(
         "sync_average", rule.init, rule.update, rule.K,
@@ -155,6 +161,7 @@ def sync_average(beta: float = 1.0, clients_per_round: int = 10) -> ServerRule:
     )
 
 
+@declares()
 def local_only() -> ServerRule:
     """Each client trains alone on its own model: w_i ← w_i − Δ_i (w_i = w⁰ until its first job).
 

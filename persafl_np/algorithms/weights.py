@@ -11,21 +11,14 @@ name it and a run can be re-created from the saved config.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from typing import ClassVar
+
+from persafl_np.parameters import Param, validate_fields
 
 __all__ = ["WEIGHT_KINDS", "StalenessWeight", "constant", "hinge", "polynomial"]
 
 WEIGHT_KINDS = ("constant", "polynomial", "hinge")
-
-
-def _finite(value: float, name: str, lo: float, strict: bool) -> float:
-    v = float(value)
-    ok = math.isfinite(v) and (v > lo if strict else v >= lo)
-    if not ok:
-        op = '>' if strict else '>='
-        raise ValueError(f"{name} must be a finite number {op} {lo}, got {value!r}")
-    return v
 
 
 @dataclass(frozen=True)
@@ -37,15 +30,17 @@ class StalenessWeight:
     b: float = 0.0
     normalize_at: float | None = None
 
+    params: ClassVar[tuple[Param, ...]] = (
+        Param("kind", "str", "constant", "staleness weight s(tau)", choices=WEIGHT_KINDS),
+        Param("a", "float", 0.5, "exponent (polynomial) or slope (hinge) a", lo=0.0,
+              lo_open=True, when=("kind", ("polynomial", "hinge"))),
+        Param("b", "float", 0.0, "hinge threshold b", lo=0.0, when=("kind", ("hinge",))),
+        Param("normalize_at", "float", None, "FLSim normalization s(tau)/s(normalize_at)",
+              lo=0.0, optional=True),
+    )
+
     def __post_init__(self) -> None:
-        if self.kind not in WEIGHT_KINDS:
-            raise ValueError(f"weight kind must be one of {WEIGHT_KINDS}, got {self.kind!r}")
-        object.__setattr__(self, "a", _finite(self.a, "weight a", 0.0, strict=True))
-        object.__setattr__(self, "b", _finite(self.b, "weight b", 0.0, strict=False))
-        if self.normalize_at is not None:
-            object.__setattr__(
-                self, "normalize_at", _finite(self.normalize_at, "weight normalize_at", 0.0, False)
-            )
+        validate_fields(self, "weight ")
 
     def raw(self, tau: float) -> float:
         """s(τ) before normalization."""

@@ -7,9 +7,11 @@ when :func:`load_digits_federated` is called.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from persafl_np.data.arguments import check_int
+from persafl_np.data.arguments import N_CLIENTS, TEST_FRACTION, check_int
 from persafl_np.data.federated import FederatedDataset
 from persafl_np.data.partition import (
     federate,
@@ -18,6 +20,7 @@ from persafl_np.data.partition import (
     partition_label_skew,
 )
 from persafl_np.data.rng import SeedLike, as_generator
+from persafl_np.parameters import Param, declares
 
 __all__ = ["PARTITIONS", "load_digits_federated"]
 
@@ -25,6 +28,16 @@ __all__ = ["PARTITIONS", "load_digits_federated"]
 PARTITIONS = ("label_skew", "dirichlet", "iid")
 
 
+@declares(
+    replace(N_CLIENTS, hi=1797),
+    Param("partition", "str", "label_skew", "how the 1797 images are split", choices=PARTITIONS),
+    Param("classes_per_client", "int", 2, "labels per client (label_skew)", lo=1, hi=10,
+          when=("partition", ("label_skew",))),
+    Param("dirichlet_alpha", "float", 0.5, "Dirichlet concentration (dirichlet)", lo=0.0,
+          lo_open=True, when=("partition", ("dirichlet",))),
+    TEST_FRACTION,
+    Param("standardize", "bool", True, "center and scale each pixel over all images"),
+)
 def load_digits_federated(
     n_clients: int = 20,
     *,

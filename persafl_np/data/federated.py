@@ -279,7 +279,9 @@ class FederatedDataset:
                             **{fld: f[f"client{i}_{fld}"] for fld in _FIELDS}))
                     except ValueError as exc:
                         raise ValueError(f"{where}: client {i}: {exc}") from None
-        except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        except (OSError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
+            # zipfile raises NotImplementedError (unknown compression) and RuntimeError
+            # (encrypted member) for damaged flags (fuzz-found)
             raise ValueError(f"{where}: not a readable .npz ({exc})") from None
         try:
             return cls(clients=tuple(clients), n_features=meta["n_features"],
@@ -313,7 +315,8 @@ def _npz_headers(p: Path, where: str) -> dict[str, tuple[tuple[int, ...], np.dty
                     else:
                         raise ValueError(f"unsupported .npy version {version}")
                     offset = fh.tell()
-            except (ValueError, OSError, EOFError, zipfile.BadZipFile, SyntaxError) as exc:
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile, SyntaxError,
+                    NotImplementedError, RuntimeError) as exc:
                 raise ValueError(f"{where}: array {key!r} has a malformed header ({exc})") from None
             if dtype.hasobject:
                 raise ValueError(f"{where}: array {key!r} holds Python objects (pickle); refused")

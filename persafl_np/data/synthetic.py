@@ -14,14 +14,23 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from persafl_np.data.arguments import check_int, check_nonneg, check_test_fraction
+from persafl_np.data.arguments import (
+    N_CLIENTS,
+    N_FEATURES,
+    N_SAMPLES,
+    TEST_FRACTION,
+    check_int,
+    check_nonneg,
+    check_test_fraction,
+)
 from persafl_np.data.federated import ClientData, FederatedDataset
 from persafl_np.data.partition import split_train_test
 from persafl_np.data.rng import SeedLike, as_generator
+from persafl_np.parameters import Param, declares
 
 __all__ = [
     "ShiftedLeastSquares",
@@ -57,6 +66,16 @@ def fedprox_client_sizes(
     return as_generator(seed).lognormal(mu, s, n_clients).astype(np.int64) + min_samples
 
 
+@declares(
+    N_CLIENTS,
+    Param("alpha", "float", 0.5, "FedProx model heterogeneity alpha", lo=0.0),
+    Param("beta", "float", 0.5, "FedProx feature heterogeneity beta", lo=0.0),
+    replace(N_FEATURES, default=60),
+    Param("n_classes", "int", 10, "classes C", lo=2),
+    Param("iid", "bool", False, "one shared (W, b) for every client"),
+    Param("min_samples", "int", 50, "added to each client's lognormal size", lo=1),
+    TEST_FRACTION,
+)
 def fedprox_synthetic(
     alpha: float,
     beta: float,
@@ -254,6 +273,10 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
+@declares(
+    N_CLIENTS, N_FEATURES, N_SAMPLES,
+    Param("spread", "float", 1.0, "spread of the client optima c_i = c0 + spread*z_i", lo=0.0),
+)
 def shifted_least_squares(
     n_clients: int,
     n_features: int,
@@ -323,6 +346,13 @@ def shifted_least_squares(
 
 
 # --------------------------------------------------------------------------- robust regression
+@declares(
+    N_CLIENTS, N_FEATURES, N_SAMPLES,
+    Param("shift", "float", 1.0, "shift of the client optima w_i* = w* + shift*u_i", lo=0.0),
+    Param("noise", "float", 0.1, "residual noise scale", lo=0.0),
+    Param("n_test", "int", None, "test rows per client (omit: max(1, n_samples // 4))", lo=0,
+          optional=True),
+)
 def robust_family(
     n_clients: int,
     n_features: int,

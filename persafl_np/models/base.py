@@ -60,8 +60,12 @@ import numpy as np
 
 from persafl_np.arguments import check_nonneg
 from persafl_np.backend import to_numpy
+from persafl_np.parameters import Param
 
 __all__ = [
+    "ALLOW_INT_TARGETS",
+    "L2",
+    "N_CLASSES",
     "MAX_DENSE_HESSIAN",
     "DesignNorms",
     "Model",
@@ -77,6 +81,15 @@ __all__ = [
 #: ``hessian`` refuses to build a dense matrix with more than this many parameters
 #: (4096² float64 = 128 MiB); use ``hvp`` instead.
 MAX_DENSE_HESSIAN = 4096
+
+
+#: Declarations shared by the models (persafl_np.parameters): the ridge weight, the
+#: regression models' integer-target switch, and the class count (taken from the data).
+L2 = Param("l2", "float", 0.0, "ridge weight: + (l2/2)||w||^2", lo=0.0)
+ALLOW_INT_TARGETS = Param("allow_int_targets", "bool", False,
+                          "accept integer-dtype regression targets (class labels are refused)")
+N_CLASSES = Param("n_classes", "int", None, "number of classes (from the data set)", lo=2,
+                  toml=False)
 
 
 @runtime_checkable

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from persafl_np.backend import fast_namespace, to_numpy
 from persafl_np.models.base import (
+    ALLOW_INT_TARGETS,
+    L2,
     check_data,
-    check_nonneg,
     check_params,
     check_xy,
     linear_init_params,
@@ -36,6 +37,7 @@ from persafl_np.models.cohort import (
     client_counts,
     masked_xt_mean,
 )
+from persafl_np.parameters import Param, validate_fields
 
 __all__ = ["LeastSquares"]
 
@@ -51,10 +53,10 @@ class LeastSquares:
     l2: float = 0.0
     allow_int_targets: bool = False
     is_classifier = False
+    params: ClassVar[tuple[Param, ...]] = (L2, ALLOW_INT_TARGETS)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "l2", check_nonneg(self.l2, "l2"))
-        object.__setattr__(self, "allow_int_targets", bool(self.allow_int_targets))
+        validate_fields(self)
 
     def num_params(self, n_features: int) -> int:
         return linear_num_params(n_features)

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from persafl_np.backend import fast_namespace
 from persafl_np.models.base import (
+    L2,
     check_data,
-    check_nonneg,
     check_params,
     check_xy,
     design_norms,
@@ -47,6 +47,7 @@ from persafl_np.models.cohort import (
     masked_xt_mean,
 )
 from persafl_np.models.geman_mcclure import GM1_MAX, GM2_MAX, GM3_MAX, gm, gm1, gm2
+from persafl_np.parameters import Param, validate_fields
 
 __all__ = ["SIGMOID2_MAX", "LogisticRegression"]
 
@@ -80,10 +81,13 @@ class LogisticRegression:
     l2: float = 0.0
     nonconvex: float = 0.0
     is_classifier = True
+    params: ClassVar[tuple[Param, ...]] = (
+        L2,
+        Param("nonconvex", "float", 0.0, "weight nu of the nonconvex regularizer (LR-1)", lo=0.0),
+    )
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "l2", check_nonneg(self.l2, "l2"))
-        object.__setattr__(self, "nonconvex", check_nonneg(self.nonconvex, "nonconvex"))
+        validate_fields(self)
 
     def num_params(self, n_features: int) -> int:
         return linear_num_params(n_features)

@@ -28,15 +28,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from persafl_np.backend import NUMPY_NAMESPACE, fast_namespace
 from persafl_np.models.base import (
+    L2,
     MAX_DENSE_HESSIAN,
+    N_CLASSES,
     check_data,
-    check_nonneg,
     check_params,
     check_xy,
     refuse_dense,
@@ -57,6 +58,7 @@ from persafl_np.models.softmax import (
     softmax_jvp,
     to_class_major,
 )
+from persafl_np.parameters import Param, validate_fields
 
 __all__ = ["ACTIVATIONS", "MLP"]
 
@@ -94,16 +96,15 @@ class MLP:
     activation: str = "tanh"
     l2: float = 0.0
     is_classifier = True
+    params: ClassVar[tuple[Param, ...]] = (
+        Param("n_hidden", "int", 16, "hidden units h", lo=1),
+        N_CLASSES,
+        Param("activation", "str", "tanh", "hidden activation", choices=ACTIVATIONS),
+        L2,
+    )
 
     def __post_init__(self) -> None:
-        for name, lo in (("n_hidden", 1), ("n_classes", 2)):
-            val = getattr(self, name)
-            if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or int(val) < lo:
-                raise ValueError(f"{name} must be an integer >= {lo}, got {val!r}")
-            object.__setattr__(self, name, int(val))
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
-        object.__setattr__(self, "l2", check_nonneg(self.l2, "l2"))
+        validate_fields(self)
 
     # ----------------------------------------------------------------- layout
     def num_params(self, n_features: int) -> int:

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from persafl_np.backend import fast_namespace
 from persafl_np.models.base import (
+    ALLOW_INT_TARGETS,
+    L2,
     check_data,
-    check_nonneg,
     check_params,
     design_norms,
     linear_init_params,
@@ -42,6 +43,7 @@ from persafl_np.models.cohort import (
     masked_xt_mean,
 )
 from persafl_np.models.geman_mcclure import GM1_MAX, GM2_MAX, GM3_MAX, gm, gm1, gm2
+from persafl_np.parameters import Param, validate_fields
 
 __all__ = ["RobustRegression"]
 
@@ -57,10 +59,10 @@ class RobustRegression:
     l2: float = 0.0
     allow_int_targets: bool = False
     is_classifier = False
+    params: ClassVar[tuple[Param, ...]] = (L2, ALLOW_INT_TARGETS)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "l2", check_nonneg(self.l2, "l2"))
-        object.__setattr__(self, "allow_int_targets", bool(self.allow_int_targets))
+        validate_fields(self)
 
     def num_params(self, n_features: int) -> int:
         return linear_num_params(n_features)

@@ -24,14 +24,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from persafl_np.backend import NUMPY_NAMESPACE, fast_namespace
 from persafl_np.models.base import (
+    L2,
+    N_CLASSES,
     check_data,
-    check_nonneg,
     check_params,
     check_xy,
     design_norms,
@@ -47,6 +48,7 @@ from persafl_np.models.cohort import (
     np_label_index,
     one_hot_labels,
 )
+from persafl_np.parameters import Param, validate_fields
 
 __all__ = ["SoftmaxRegression", "log_softmax", "one_hot", "softmax", "softmax_jvp",
            "to_class_major"]
@@ -178,13 +180,10 @@ class SoftmaxRegression:
     n_classes: int
     l2: float = 0.0
     is_classifier = True
+    params: ClassVar[tuple[Param, ...]] = (N_CLASSES, L2)
 
     def __post_init__(self) -> None:
-        c = self.n_classes
-        if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or int(c) < 2:
-            raise ValueError(f"n_classes must be an integer >= 2, got {c!r}")
-        object.__setattr__(self, "n_classes", int(c))
-        object.__setattr__(self, "l2", check_nonneg(self.l2, "l2"))
+        validate_fields(self)
 
     def num_params(self, n_features: int) -> int:
         if int(n_features) < 1:

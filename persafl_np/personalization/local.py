@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 
 from persafl_np.models.base import Model
+from persafl_np.parameters import Param, check
 from persafl_np.personalization.base import Oracle
 from persafl_np.personalization.sampling import as_sampler
 
-__all__ = ["LocalUpdate", "check_prox", "local_update"]
+__all__ = ["PROX", "LocalUpdate", "check_prox", "local_update"]
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,14 @@ class LocalUpdate:
     warm: Any = None
 
 
+#: The proximal weight ρ of eq. (LOC-PROX), declared once (persafl_np.parameters).
+PROX = Param("prox", "float", 0.0, "proximal weight rho of f_i(y) + (rho/2)||y - u||^2 "
+             "(LOC-PROX); 0 = plain local steps", lo=0.0)
+
+
 def check_prox(prox: Any, name: str = "prox") -> float:
     """ρ as a float; ValueError naming ``name`` unless ρ is a finite real number ≥ 0."""
-    ok = not isinstance(prox, bool) and isinstance(prox, (int, float, np.integer, np.floating))
-    rho = float(prox) if ok else math.nan
-    if not (math.isfinite(rho) and rho >= 0):
-        raise ValueError(f"{name} (proximal weight rho) must be a finite number >= 0, got {prox!r}")
-    return rho
+    return check(PROX, prox, f"{name} (proximal weight rho)")
 
 
 def local_update(

@@ -25,12 +25,13 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from persafl_np.backend import array_namespace, take_rows
 from persafl_np.models.base import Model
+from persafl_np.parameters import Param, validate_fields
 from persafl_np.personalization.base import OracleStep, PersonalizedConstants, sample_batch
 from persafl_np.personalization.cohort import ManyStep
 
@@ -91,18 +92,16 @@ class MAML:
     hessian: str = "exact"
     hf_delta: float = DEFAULT_HF_DELTA
     name: str = "maml"
+    params: ClassVar[tuple[Param, ...]] = (
+        Param("alpha", "float", 0.01, "MAML inner (adaptation) step, eq. (MAML-1)", lo=0.0),
+        Param("hessian", "str", "exact", "Hessian term of the MAML gradient",
+              choices=HESSIAN_MODES),
+        Param("hf_delta", "float", DEFAULT_HF_DELTA, "Hessian-free difference length delta",
+              lo=0.0, lo_open=True, when=("hessian", ("hessian_free",))),
+    )
 
     def __post_init__(self) -> None:
-        a = float(self.alpha)
-        if not math.isfinite(a) or a < 0:
-            raise ValueError(f"alpha (MAML step) must be a finite number >= 0, got {self.alpha!r}")
-        object.__setattr__(self, "alpha", a)
-        if self.hessian not in HESSIAN_MODES:
-            raise ValueError(f"hessian must be one of {HESSIAN_MODES}, got {self.hessian!r}")
-        d = float(self.hf_delta)
-        if not math.isfinite(d) or d <= 0:
-            raise ValueError(f"hf_delta must be a finite number > 0, got {self.hf_delta!r}")
-        object.__setattr__(self, "hf_delta", d)
+        validate_fields(self)
 
     # -- validation that needs the model's L -------------------------------------------------
     def check_alpha(self, L: float, *, strict: bool = True) -> None:

@@ -32,12 +32,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
 from persafl_np.backend import array_namespace, take_rows, to_device_like, to_numpy
 from persafl_np.models.base import Model
+from persafl_np.parameters import Param, validate_fields
 from persafl_np.personalization.base import OracleStep, PersonalizedConstants, sample_batch
 from persafl_np.personalization.cohort import FullBatches, ManyStep
 
@@ -239,24 +240,6 @@ def solve_prox_many(
     return ProxMany(xp.stack(out_theta), resid, n_inner, n_inner + 1)
 
 
-def _check_int_or_none(v: Any, name: str) -> int | None:
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{name} must be an integer >= 1 or None, got {v!r}")
-    return int(v)
-
-
-def _check_pos_or_none(v: Any, name: str, allow_zero: bool = False) -> float | None:
-    if v is None:
-        return None
-    f = float(v)
-    if not math.isfinite(f) or f < 0 or (f == 0 and not allow_zero):
-        rng = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {rng} or None, got {v!r}")
-    return f
-
-
 def _finite_smoothness(L: float) -> float:
     """``L`` itself; ``ValueError`` when it is infinite or NaN (e.g. the MLP, Prop. MLP-1)."""
     if not math.isfinite(L):
@@ -291,23 +274,22 @@ class MoreauEnvelope:
     warm_start: bool = True
     smoothness: float | None = None
     name: str = "moreau"
+    params: ClassVar[tuple[Param, ...]] = (
+        Param("lam", "float", 15.0, "Moreau parameter lambda (> L unless f_i is convex)",
+              lo=0.0, lo_open=True),
+        Param("inner", "str", "gd", "inner prox solver (nesterov: convex models only)",
+              choices=INNER_METHODS),
+        Param("inner_steps", "int", None, "inner iteration cap K (omit: DEFAULT_MAX_INNER)",
+              lo=1, optional=True),
+        Param("inner_tol", "float", None, "stop the inner solver when ||grad h|| <= inner_tol",
+              lo=0.0, lo_open=True, optional=True),
+        Param("warm_start", "bool", True, "start each prox solve from the client's last one"),
+        Param("smoothness", "float", None, "L of every inner problem (a bound valid for every "
+              "mini-batch when f_i is nonconvex)", lo=0.0, lo_open=True, optional=True),
+    )
 
     def __post_init__(self) -> None:
-        lam = float(self.lam)
-        if not math.isfinite(lam) or lam <= 0:
-            raise ValueError(
-                f"lam (Moreau parameter) must be a finite number > 0, got {self.lam!r}"
-            )
-        object.__setattr__(self, "lam", lam)
-        if self.inner not in INNER_METHODS:
-            raise ValueError(f"inner must be one of {INNER_METHODS}, got {self.inner!r}")
-        object.__setattr__(self, "inner_steps", _check_int_or_none(self.inner_steps, "inner_steps"))
-        object.__setattr__(self, "inner_tol", _check_pos_or_none(self.inner_tol, "inner_tol"))
-        object.__setattr__(
-            self, "smoothness", _check_pos_or_none(self.smoothness, "smoothness", allow_zero=True)
-        )
-        if not isinstance(self.warm_start, bool):
-            raise ValueError(f"warm_start must be True or False, got {self.warm_start!r}")
+        validate_fields(self)
 
     # -- stopping rule -----------------------------------------------------------------------
     @property

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from persafl_np.backend import array_namespace, to_device_like
 from persafl_np.models.base import Model
+from persafl_np.parameters import Param, validate_fields
 from persafl_np.personalization.base import Oracle, OracleStep, PersonalizedConstants
 
 __all__ = ["AdditiveNoise"]
@@ -39,13 +40,13 @@ class AdditiveNoise:
     #: the cohort path adds ξ itself (one (Q, p) draw per job, law (SIM-BATCH))
     adds_noise = True
 
+    params: ClassVar[tuple[Param, ...]] = (
+        Param("sigma", "float", 0.0, "noise level: N(0, sigma^2/d I) added to every step",
+              lo=0.0),
+    )
+
     def __post_init__(self) -> None:
-        s = float(self.sigma)
-        if not math.isfinite(s) or s < 0:
-            raise ValueError(
-                f"sigma (noise level) must be a finite number >= 0, got {self.sigma!r}"
-            )
-        object.__setattr__(self, "sigma", s)
+        validate_fields(self)
         if not isinstance(self.base, Oracle):
             raise ValueError(
                 f"base must be a personalization Oracle, got {type(self.base).__name__}"

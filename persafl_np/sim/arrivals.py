@@ -31,11 +31,12 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 from heapq import heappop
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
 from persafl_np.arguments import check_int
+from persafl_np.parameters import Param, validate_fields
 from persafl_np.results import JOB_DTYPE, RowBuffer
 from persafl_np.sim import streams
 from persafl_np.sim.events import ARRIVAL, FAILURE, START, EventQueue
@@ -121,17 +122,24 @@ class TheoremMode:
     tau: int = 0
     policy: str | tuple[int, ...] = "uniform"
 
+    params: ClassVar[tuple[Param, ...]] = (
+        Param("tau", "int", 0, "staleness bound: tau_t <= min(tau, t)", lo=0),
+        Param("policy", "any", "uniform",
+              "staleness policy: 'uniform' on 0..min(tau, t), 'max', or a list of ints in "
+              "0..tau used cyclically"),
+    )
+
     def __post_init__(self) -> None:
-        check_int(self.tau, "tau", 0)
+        validate_fields(self)
         if isinstance(self.policy, str):
             if self.policy not in POLICIES:
                 raise ValueError(
                     f"policy must be one of {POLICIES} or a list of ints, got {self.policy!r}"
                 )
         else:
-            seq = tuple(check_int(x, "policy entry", 0) for x in self.policy)
-            if not seq or max(seq) > self.tau:
+            if not isinstance(self.policy, (list, tuple)) or not self.policy:
                 raise ValueError(f"policy list must be non-empty with entries in 0..tau={self.tau}")
+            seq = tuple(check_int(x, "policy list entry", 0, self.tau) for x in self.policy)
             object.__setattr__(self, "policy", seq)
 
     def source(self, n: int, seed: int, K: int) -> _TheoremSource:
@@ -249,31 +257,39 @@ class EventDriven:
     availability_period: float | None = None
     availability_on: float = 1.0
 
+    params: ClassVar[tuple[Param, ...]] = (
+        Param("job_time", "table", JobTime("exponential"), "compute-time law of a job",
+              component=JobTime),
+        Param("speeds", "floats", None, "per-client speed multipliers v_i (n_clients entries)",
+              lo=0.0, lo_open=True, optional=True),
+        Param("download", "table", JobTime("constant", mean=0.0), "download latency law",
+              component=JobTime),
+        Param("upload", "table", JobTime("constant", mean=0.0), "upload latency law",
+              component=JobTime),
+        Param("concurrency", "int", None, "jobs in flight C (omit: every client)", lo=1,
+              optional=True),
+        Param("dropout", "float", 0.0, "probability that a job is lost", lo=0.0, hi=1.0,
+              hi_open=True),
+        Param("staleness", "str", "none", "staleness control", choices=CONTROLS),
+        Param("tau_max", "int", None, "staleness bound of the control (required with it)",
+              lo=0, optional=True, when=("staleness", ("drop", "block"))),
+        Param("availability_period", "float", None, "period P of the availability windows",
+              lo=0.0, lo_open=True, optional=True),
+        Param("availability_on", "float", 1.0, "online fraction a of each period", lo=0.0,
+              hi=1.0, lo_open=True),
+    )
+
     def __post_init__(self) -> None:
-        if self.availability_period is not None:
-            P = float(self.availability_period)
-            if not (math.isfinite(P) and P > 0):
-                raise ValueError(f"availability_period must be a finite number > 0, got {P!r}")
-        a = float(self.availability_on)
-        if not (math.isfinite(a) and 0.0 < a <= 1.0):
-            raise ValueError(f"availability_on must lie in (0, 1], got {self.availability_on!r}")
+        validate_fields(self)
         if not isinstance(self.job_time, (JobTime, TraceJobTimes, str)):
             raise ValueError("job_time must be a JobTime, a TraceJobTimes or a CSV path")
-        if self.speeds is not None:
-            object.__setattr__(self, "speeds", tuple(float(s) for s in self.speeds))
-        if self.concurrency is not None:
-            check_int(self.concurrency, "concurrency", 1)
-        d = float(self.dropout)
-        if not (math.isfinite(d) and 0.0 <= d < 1.0):
-            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
-        if self.staleness not in CONTROLS:
-            raise ValueError(f"staleness must be one of {CONTROLS}, got {self.staleness!r}")
-        if self.staleness != "none":
-            if self.tau_max is None:
-                raise ValueError(
-                    f"tau_max (integer >= 0) is required with staleness={self.staleness!r}"
-                )
-            check_int(self.tau_max, "tau_max", 0)
+        for k in ("download", "upload"):
+            if not isinstance(getattr(self, k), JobTime):
+                raise ValueError(f"{k} must be a JobTime")
+        if self.staleness != "none" and self.tau_max is None:
+            raise ValueError(
+                f"tau_max (integer >= 0) is required with staleness={self.staleness!r}"
+            )
 
     def source(self, n: int, seed: int, K: int) -> _EventSource:
         return _EventSource(self, n, seed)

@@ -15,6 +15,12 @@ lognormal       exp(mu + sigma·Φ⁻¹(u))                 sigma > 0
 uniform         low + (high − low)u                    0 ≤ low ≤ high
 pareto          scale·u^(−1/shape)  (≥ scale)          shape > 0, scale > 0
 ==============  =====================================  =====================
+
+Safe range: the counter uniforms lie in [2⁻⁵⁴, 1 − 2⁻⁵⁴], so every law's largest draw is known
+in advance (:meth:`JobTime.largest`); a law whose largest draw exceeds :data:`MAX_DRAW` = 1e100
+is refused when it is built (lognormal mu + 8.3·sigma ≤ 230, Pareto 37.4/shape + ln(scale) ≤
+230), instead of an OverflowError mid-run. The parameters are declared once in
+``JobTime.params`` (:mod:`persafl_np.parameters`).
 """
 
 from __future__ import annotations
@@ -23,34 +29,35 @@ import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from scipy.special import ndtri
 
 from persafl_np.arguments import shown
+from persafl_np.parameters import Param, applies, validate_fields
 
-__all__ = ["LAWS", "JobTime", "TraceJobTimes", "load_job_trace"]
+__all__ = ["LAWS", "MAX_DRAW", "JobTime", "TraceJobTimes", "load_job_trace"]
 
 LAWS = ("constant", "exponential", "halfnormal", "lognormal", "uniform", "pareto")
 
 
-def _num(v: float, name: str, lo: float | None = None, strict: bool = False) -> float:
-    # a real number (not bool, not str); ints beyond float range are not finite either
-    try:
-        x = math.nan if isinstance(v, bool) or not isinstance(v, (int, float, np.floating,
-                                                                   np.integer)) else float(v)
-    except OverflowError:
-        x = math.inf
-    if not math.isfinite(x):
-        raise ValueError(f"{name} must be a finite number, got {shown(v)}")
-    if lo is not None and (x <= lo if strict else x < lo):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} {lo}, got {shown(v)}")
-    return x
+#: The largest duration one draw may take (module docstring, "Safe range"): a job time
+#: beyond it overflows ``math.exp`` / ``u ** (-1/shape)`` or leaves the clock without resolution.
+MAX_DRAW = 1e100
+#: The smallest counter uniform (persafl_np.sim.streams.counter_uniform: (k + 1/2)/2^53).
+U_MIN = 0.5 / 2.0**53
+
+_MEAN_LAWS = ("constant", "exponential")
 
 
 @dataclass(frozen=True)
 class JobTime:
-    """A duration law (see the module table); ``minimum`` ≥ 0 is added to every draw."""
+    """A duration law (see the module table); ``minimum`` ≥ 0 is added to every draw.
+
+    Every law's largest possible draw (at the counter uniforms' extremes) must be at most
+    :data:`MAX_DRAW`: lognormal mu + 8.3·sigma ≤ 230, Pareto 37.4/shape + ln(scale) ≤ 230.
+    """
 
     law: str = "constant"
     mean: float = 1.0
@@ -63,19 +70,60 @@ class JobTime:
     scale: float = 1.0
     minimum: float = 0.0
 
+    params: ClassVar[tuple[Param, ...]] = (
+        Param("law", "str", "constant", "the duration law (module table)", choices=LAWS),
+        Param("mean", "float", 1.0, "the duration (constant) or its mean (exponential)",
+              lo=0.0, when=("law", _MEAN_LAWS)),
+        Param("sd", "float", 1.0, "scale of |N(0, sd^2)|", lo=0.0, lo_open=True,
+              when=("law", ("halfnormal",))),
+        Param("mu", "float", 0.0, "log-mean: exp(mu + sigma*N(0, 1))",
+              when=("law", ("lognormal",))),
+        Param("sigma", "float", 1.0, "log-sd: exp(mu + sigma*N(0, 1))", lo=0.0, lo_open=True,
+              when=("law", ("lognormal",))),
+        Param("low", "float", 0.0, "lower end of the uniform law", lo=0.0,
+              when=("law", ("uniform",))),
+        Param("high", "float", 1.0, "upper end of the uniform law (>= low)", lo=0.0,
+              when=("law", ("uniform",))),
+        Param("shape", "float", 2.0, "Pareto tail index: scale*u^(-1/shape)", lo=0.0,
+              lo_open=True, when=("law", ("pareto",))),
+        Param("scale", "float", 1.0, "Pareto minimum value", lo=0.0, lo_open=True,
+              when=("law", ("pareto",))),
+        Param("minimum", "float", 0.0, "added to every draw", lo=0.0),
+    )
+
     def __post_init__(self) -> None:
-        if not isinstance(self.law, str) or self.law not in LAWS:
-            raise ValueError(f"law must be one of {LAWS}, got {shown(self.law)}")
-        set_ = object.__setattr__
-        set_(self, "minimum", _num(self.minimum, "minimum", 0.0))
-        set_(self, "mean", _num(self.mean, "mean", 0.0, strict=self.law == "exponential"))
-        set_(self, "sd", _num(self.sd, "sd", 0.0, strict=True))
-        set_(self, "mu", _num(self.mu, "mu"))
-        set_(self, "sigma", _num(self.sigma, "sigma", 0.0, strict=True))
-        set_(self, "low", _num(self.low, "low", 0.0))
-        set_(self, "high", _num(self.high, "high", self.low))
-        set_(self, "shape", _num(self.shape, "shape", 0.0, strict=True))
-        set_(self, "scale", _num(self.scale, "scale", 0.0, strict=True))
+        validate_fields(self)
+        if self.law == "exponential" and self.mean <= 0.0:
+            raise ValueError(f"mean must be > 0 for law 'exponential', got {shown(self.mean)}")
+        if self.high < self.low:
+            raise ValueError(f"high must be >= {self.low} (low), got {shown(self.high)}")
+        top = self.largest()
+        if not top <= MAX_DRAW:
+            used = ", ".join(f"{p.name}={getattr(self, p.name)!r}" for p in self.params
+                             if applies(p, {"law": self.law}) and p.name != "law")
+            raise ValueError(
+                f"law {self.law!r} with {used} can draw durations up to {top:.3g} > "
+                f"{MAX_DRAW:.0e} (overflow; see persafl_np.sim.timing.MAX_DRAW for the safe "
+                "range: lognormal mu + 8.3*sigma <= 230, pareto 37.4/shape + ln(scale) <= 230)"
+            )
+
+    def largest(self) -> float:
+        """The largest draw the counter uniforms can produce (inf when it overflows)."""
+        law = self.law
+        try:
+            if law == "lognormal":
+                x = math.exp(self.mu - self.sigma * float(ndtri(U_MIN)))
+            elif law == "pareto":
+                x = math.exp(-math.log(U_MIN) / self.shape + math.log(self.scale))
+            elif law == "halfnormal":
+                x = -self.sd * float(ndtri(0.5 * U_MIN))
+            elif law == "exponential":
+                x = -self.mean * math.log(U_MIN)
+            else:
+                x = self.high if law == "uniform" else self.mean
+        except OverflowError:
+            return math.inf
+        return self.minimum + x
 
     @property
     def is_zero(self) -> bool:

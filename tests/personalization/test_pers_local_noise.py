@@ -228,5 +228,6 @@ def test_local_update_large_prox_keeps_iterate_near_anchor():
 @pytest.mark.parametrize("prox", [-0.1, math.nan, math.inf, True, "1", None])
 def test_local_update_bad_prox(prox):
     X, y, w = _ls_client()
-    with pytest.raises(ValueError, match=r"prox \(proximal weight rho\) must be a finite number"):
+    msg = r"prox \(proximal weight rho\) must be (>= 0 \()?a finite number"
+    with pytest.raises(ValueError, match=msg):
         local_update(Plain(), LeastSquares(), w, X, y, 2, 0.1, None, prox=prox)

@@ -19,20 +19,21 @@ SMALL = {"T": 12, "eval_every": 4, "data": {"n_clients": 4, "n_features": 3, "n_
     ({"model": {"name": "svm"}}, "model.name must be one of"),
     ({"algorithm": {"Q": 0}}, "algorithm.Q must be an integer >= 1"),
     ({"algorithm": {"eta": -0.1}}, "algorithm.eta must be > 0"),
-    ({"algorithm": {"alpha": 1.5}}, "algorithm.alpha must be <= 1"),
+    ({"algorithm": {"name": "fedasync", "alpha": 1.5}}, "algorithm.alpha must be <= 1"),
     ({"algorithm": {"batch_size": 0}}, "algorithm.batch_size"),
-    ({"algorithm": {"weight": "exp"}}, "algorithm.weight must be one of"),
+    ({"algorithm": {"name": "fedbuff", "weight": "exp"}}, "algorithm.weight must be one of"),
     ({"arrivals": {"mode": "realtime"}}, "arrivals.mode"),
-    ({"arrivals": {"dropout": 1.0}}, "arrivals.dropout must lie in"),
-    ({"arrivals": {"staleness": "drop"}}, "arrivals.tau_max"),
-    ({"arrivals": {"tau": 2, "policy": [3]}}, "arrivals.policy entry"),
-    ({"arrivals": {"job_time": {"law": "exponential", "mean": 0}}}, "arrivals.job_time.mean"),
-    ({"arrivals": {"job_time": {"law": "weibull"}}}, "arrivals.job_time.law"),
-    ({"oracle": {"lam": 0}}, "oracle.lam must be > 0"),
+    ({"arrivals": {"mode": "event", "dropout": 1.0}}, "arrivals.dropout must be < 1"),
+    ({"arrivals": {"mode": "event", "staleness": "drop"}}, "arrivals.tau_max"),
+    ({"arrivals": {"tau": 2, "policy": [3]}}, "arrivals.policy list entry"),
+    ({"arrivals": {"mode": "event", "job_time": {"law": "exponential", "mean": 0}}},
+     "arrivals.job_time.mean"),
+    ({"arrivals": {"mode": "event", "job_time": {"law": "weibull"}}}, "arrivals.job_time.law"),
+    ({"oracle": {"name": "moreau", "lam": 0}}, "oracle.lam must be > 0"),
     ({"oracle": {"name": "moreau", "smoothness": 0.0}}, "oracle.smoothness must be > 0"),
     ({"data": {"n_clients": 0}}, "data.n_clients"),
     ({"colour": "red"}, "unknown key colour"),
-    ({"arrivals": {"job_time": {"law": "constant", "speed": 2}}},
+    ({"arrivals": {"mode": "event", "job_time": {"law": "constant", "speed": 2}}},
      "unknown key arrivals.job_time.speed"),
     ({"algorithm": {"name": "fedavg", "clients_per_round": 20}}, "clients_per_round must be <="),
     ({"algorithm": {"name": "pfedme"}}, "needs oracle.name='moreau'"),
@@ -47,7 +48,8 @@ def test_bad_config_names_the_field(d, msg):
 def test_toml_round_trip(tmp_path):
     cfg = SimConfig.from_dict({
         "seed": 3, "T": 7,
-        "arrivals": {"mode": "event", "tau": 2, "policy": [0, 2], "speeds": [1.0, 2.5],
+        "data": {"n_clients": 2},
+        "arrivals": {"mode": "event", "speeds": [1.0, 2.5],
                      "staleness": "block", "tau_max": 4,
                      "job_time": {"law": "pareto", "shape": 2.5}},
         "algorithm": {"name": "fedbuff", "K": 3, "batch_size": 5, "weight_normalize_at": 1.5},
@@ -71,7 +73,9 @@ def test_invalid_toml_file(tmp_path):
 )
 def test_simulate_every_algorithm(alg):
     d = dict(SMALL)
-    d["algorithm"] = {"name": alg, "K": 2, "clients_per_round": 2, "Q": 2}
+    d["algorithm"] = {"name": alg, "Q": 2, **({"K": 2} if alg == "fedbuff" else {}),
+                      **({"clients_per_round": 2} if alg in ("fedavg", "perfedavg", "pfedme")
+                         else {})}
     if alg == "pfedme":
         d["oracle"] = {"name": "moreau", "lam": 20.0, "inner_steps": 5}
     if alg == "perfedavg":
@@ -119,7 +123,7 @@ def test_moreau_smoothness_reaches_the_oracle_and_round_trips():
 def test_n_features_default_follows_the_generator():
     """fedprox_synthetic is a 60-feature recipe; leaving n_features out must not silently
     give 10 features (an easier-to-underfit problem with a very different optimum)."""
-    fed = SimConfig.from_dict({"data": {"name": "fedprox_synthetic"}})
+    fed = SimConfig.from_dict({"model": {"name": "softmax"}, "data": {"name": "fedprox_synthetic"}})
     assert fed.data.n_features == 60
     assert SimConfig().data.n_features == 10
     assert "n_features = 60" in fed.to_toml()

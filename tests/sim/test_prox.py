@@ -35,8 +35,11 @@ def test_config_prox_is_validated_naming_the_field(bad):
 def test_config_prox_only_for_fedasync():
     with pytest.raises(ValueError, match=r"algorithm\.prox applies to algorithm\.name='fedasync'"):
         SimConfig.from_dict({**SMALL, "algorithm": {"name": "persafl", "prox": 0.1}})
-    # ρ = 0 is allowed everywhere (it is the default)
-    SimConfig.from_dict({**SMALL, "algorithm": {"name": "persafl", "prox": 0.0}})
+    # a key that does not apply is an error even at its default (issue 11), and absent from
+    # the resolved config of the algorithms it does not apply to
+    with pytest.raises(ValueError, match=r"algorithm\.prox applies to algorithm\.name='fedasync'"):
+        SimConfig.from_dict({**SMALL, "algorithm": {"name": "persafl", "prox": 0.0}})
+    assert "prox" not in SimConfig.from_dict({**SMALL, "algorithm": {"name": "persafl"}}).to_toml()
 
 
 def test_config_prox_round_trips_and_reaches_the_algorithm():

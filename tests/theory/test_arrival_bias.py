@@ -285,8 +285,8 @@ def test_config_fields_for_the_options(tmp_path):
     with pytest.raises(ValueError, match="algorithm.delay_adaptive"):
         AlgorithmConfig(delay_adaptive=-1)
     path = tmp_path / "c.toml"
-    path.write_text('T = 5\n[algorithm]\nreweight = "shares"\nreweight_shares = [0.5, 0.5]\n'
-                    'delay_adaptive = 2\n')
+    path.write_text('T = 5\n[data]\nn_clients = 2\n[algorithm]\nreweight = "shares"\n'
+                    'reweight_shares = [0.5, 0.5]\ndelay_adaptive = 2\n')
     cfg = load_config(path)
     resolved = tmp_path / "resolved.toml"
     resolved.write_text(cfg.to_toml())
