@@ -189,7 +189,8 @@ def check_fits(config: Any, available: int | None = None, *, data_built: bool = 
                       if _get(getattr(config, t), k) is not None)
     sizes += (f", T={config.T}, max_arrivals={config.max_arrivals}, "
               f"algorithm.Q={config.algorithm.Q}, "
-              f"algorithm.batch_size={config.algorithm.batch_size}, cohort_size={config.cohort_size}")
+              f"algorithm.batch_size={config.algorithm.batch_size}, "
+              f"cohort_size={config.cohort_size}")
     raise ValueError(
         f"this run needs about {_fmt(total)} of memory ({parts}) but only {_fmt(avail)} is "
         f"available; reduce the sizes ({sizes})"
