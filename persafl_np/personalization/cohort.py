@@ -12,10 +12,11 @@ is bit-identical whatever cohort it was computed in (the engine's grouping test)
 Data layout (:class:`CohortData`): the clients' rows are concatenated once per run into one
 (N, d) array (a view, not a copy, when the clients' arrays already lie back to back
 in one array); a mini-batch of client c is the gather ``X_all[off_c + idx]`` — (C, b, d) for a
-cohort. Full-batch work (b = None, b ≥ m_c, evaluation) pads every client to the run's largest
-m with zero rows (written into the gathered copy) and a 0/1 mask (why padding:
-:mod:`persafl_np.models.cohort`). The padded width and the presence of the mask are fixed per
-run, so shapes never depend on the grouping.
+cohort. Full-batch work (b = None, b ≥ m_c) pads every client to the run's largest m with zero
+rows (written into the gathered copy) and a 0/1 mask (why padding:
+:mod:`persafl_np.models.cohort`); the evaluation pads each client to its own width
+(``full(clients, width)``, :func:`persafl_np.sim.evaluation.eval_width`). The padded width of a
+client and the presence of the mask are fixed per run, so shapes never depend on the grouping.
 """
 
 from __future__ import annotations
@@ -137,12 +138,13 @@ class CohortData:
         self.equal = bool(np.all(self.m == self.m_max))
         self._j = np.arange(self.m_max, dtype=np.int64)
 
-    def real(self, clients: np.ndarray) -> np.ndarray | None:
-        """(C, m_max) bool: which padded positions of :meth:`full` hold real rows (None when
-        every client has m_max rows)."""
+    def real(self, clients: np.ndarray, width: int | None = None) -> np.ndarray | None:
+        """(C, width) bool (width m_max by default): which padded positions of :meth:`full`
+        hold real rows (None when every client has m_max rows)."""
         if self.equal:
             return None
-        return self._j[None, :] < self.m[clients][:, None]
+        j = self._j if width is None else np.arange(width, dtype=np.int64)
+        return j[None, :] < self.m[clients][:, None]
 
     def _gather(self, A: Any, G: np.ndarray) -> Any:
         if self.numpy:
@@ -156,13 +158,15 @@ class CohortData:
         """(X, y) of global row indices G (any shape): X G.shape + (d,), y G.shape."""
         return self._gather(self.Xz, G), self._gather(self.yz, G)
 
-    def full(self, clients: np.ndarray) -> tuple[Any, Any, Any]:
-        """Padded full batches (X (C, m_max, d), y (C, m_max), mask (C, m_max) or None).
+    def full(self, clients: np.ndarray, width: int | None = None) -> tuple[Any, Any, Any]:
+        """Padded full batches (X (C, W, d), y (C, W), mask (C, W) or None), W = ``width``
+        (≥ every client's m; m_max by default; the evaluation pads each client to its own width).
 
         Padding rows are exact zeros (label 0 / target 0), built per call: no (n, m_max)
-        index is kept."""
-        real = self.real(clients)
-        G = self.off[clients][:, None] + self._j[None, :]
+        index is kept. The mask is None exactly when every client of the run has m_max rows."""
+        real = self.real(clients, width)
+        j = self._j if width is None else np.arange(width, dtype=np.int64)
+        G = self.off[clients][:, None] + j[None, :]
         if real is not None:
             G = np.where(real, G, 0)
         X, y = self._gather(self.Xz, G), self._gather(self.yz, G)
