@@ -18,7 +18,8 @@
   with its permutation and dict entry, measured at 10⁵ clients);
 * ``cohort``: the buffers of one cohort of ``cohort_size`` jobs — the (Q·k, C, b, d + 1) gather of
   its mini-batch rows and ~8 (C, p) blocks (pulled models, iterates, gradients, results) — and of
-  one evaluation chunk (EVAL_CHUNK clients padded to the mean client size, at most
+  one evaluation call (up to EVAL_CHUNK clients of one padded width; estimated as EVAL_CHUNK
+  clients of the mean size — each client's width is < 2× its size — and at most
   sim.evaluation.PADDED_BYTES, train and test);
 * ``trace``: the per-arrival and per-job rows (structured arrays: trace + jobs row bytes, ×2 for
   the growing buffer's spare capacity and ×1 for the result's columns, made after the run
