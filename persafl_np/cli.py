@@ -463,6 +463,9 @@ def _load_sweep_runs(path: Path, overrides: Sequence[tuple[str, Any]]) -> tuple[
 
     doc = read_toml(path, "sweep file")
     if overrides:
+        if any(k == "seed" for k, _ in overrides):  # each run's seed would win over it
+            raise UsageError("--set seed: a sweep's seeds come from its top-level "
+                             "`seeds = [...]` list; change that list instead")
         if not isinstance(doc.get("base"), dict):
             raise UsageError(f"sweep file {path}: --set needs a [base] table")
         apply_overrides(doc["base"], overrides)

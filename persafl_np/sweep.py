@@ -167,6 +167,9 @@ def parse_sweep(doc: Mapping[str, Any]) -> SweepSpec:
     base = doc.get("base")
     if not isinstance(base, dict):
         raise ValueError("sweep file: [base] table (the run configuration) is required")
+    if "seed" in base:  # each run's seed replaces it: a base seed would be silently ignored
+        raise ValueError("sweep file: base.seed is replaced by each run's seed; list the seeds "
+                         "in the top-level `seeds = [...]` (default [0])")
     grid = doc.get("grid", {})
     if not isinstance(grid, dict):
         raise ValueError("sweep file: [grid] must be a table of dotted keys -> lists")

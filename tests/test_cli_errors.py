@@ -225,8 +225,8 @@ def test_set_overrides_and_dry_run_writes_nothing(cfg, capsys, tmp_path):
 def test_set_on_sweep_sets_base(tmp_path, capsys):
     sweep = tmp_path / "s.toml"
     sweep.write_text('seeds = [0]\n[grid]\n"algorithm.eta" = [0.01, 0.02]\n[base]\n'
-                     + SMALL.replace("[data]", "[base.data]").replace("[arrivals]",
-                                                                     "[base.arrivals]"))
+                     + SMALL.replace("seed = 0\n", "").replace("[data]", "[base.data]")
+                     .replace("[arrivals]", "[base.arrivals]"))
     out = tmp_path / "o"
     assert main(["sweep", str(sweep), "--out", str(out), "--workers", "1", "--quiet",
                  "--set", "T=4", "--set", "eval_every=2"]) == 0
@@ -237,6 +237,9 @@ def test_set_on_sweep_sets_base(tmp_path, capsys):
     assert main(["sweep", str(sweep), "--out", str(tmp_path / "o2"), "--set",
                  "algorithm.eta=0.5"]) == 2  # the grid varies it: the --set would be ignored
     _one_line_error(capsys, "--set algorithm.eta", "[grid]")
+    assert main(["sweep", str(sweep), "--out", str(tmp_path / "o2"), "--set",
+                 "seed=1.0"]) == 2  # each run's seed comes from `seeds`: it would be ignored
+    _one_line_error(capsys, "--set seed", "seeds")
     assert not (tmp_path / "o2").exists()
 
 

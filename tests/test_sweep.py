@@ -65,6 +65,7 @@ def test_expand_is_cartesian_product_times_seeds():
         ({"base": BASE, "grid": {}, "seeds": []}, "seeds"),
         ({"grid": {}}, r"\[base\]"),
         ({"base": BASE, "grdi": {}}, "unknown top-level"),
+        ({"base": {**BASE, "seed": 3}, "grid": {}}, "base.seed is replaced"),
     ],
 )
 def test_bad_sweep_structure_rejected(doc, match):
