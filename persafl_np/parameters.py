@@ -36,6 +36,7 @@ __all__ = [
     "Param",
     "applies",
     "check",
+    "check_args",
     "declarations",
     "declares",
     "resolve",
@@ -127,6 +128,14 @@ def declares(*params: Param) -> Callable[[F], F]:
         return fn
 
     return deco
+
+
+def check_args(fn: Any, **values: Any) -> tuple[Any, ...]:
+    """``values`` (keyword = a parameter declared by ``fn`` with :func:`declares`) checked
+    against ``fn``'s own declarations and normalized, in the order given: a factory validates
+    its arguments with the one declaration its config table is built from."""
+    decl = {p.name: p for p in declarations(fn)}
+    return tuple(check(decl[k], v) for k, v in values.items())
 
 
 def declarations(component: Any) -> tuple[Param, ...]:

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from persafl_np.data.arguments import N_CLIENTS, TEST_FRACTION, check_int
+from persafl_np.data.arguments import N_CLIENTS, TEST_FRACTION
 from persafl_np.data.federated import FederatedDataset
 from persafl_np.data.partition import (
     federate,
@@ -20,7 +20,7 @@ from persafl_np.data.partition import (
     partition_label_skew,
 )
 from persafl_np.data.rng import SeedLike, as_generator
-from persafl_np.parameters import Param, declares
+from persafl_np.parameters import Param, check_args, declares
 
 __all__ = ["PARTITIONS", "load_digits_federated"]
 
@@ -60,9 +60,8 @@ def load_digits_federated(
 
     Raises ``ImportError`` (with the install command) when scikit-learn is missing.
     """
-    n_clients = check_int(n_clients, "n_clients", 1, 1797)
-    if partition not in PARTITIONS:
-        raise ValueError(f"partition must be one of {PARTITIONS}, got {partition!r}")
+    n_clients, partition = check_args(load_digits_federated, n_clients=n_clients,
+                                      partition=partition)
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:

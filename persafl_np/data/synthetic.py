@@ -24,13 +24,11 @@ from persafl_np.data.arguments import (
     N_SAMPLES,
     TEST_FRACTION,
     check_int,
-    check_nonneg,
-    check_test_fraction,
 )
 from persafl_np.data.federated import ClientData, FederatedDataset
 from persafl_np.data.partition import split_train_test
 from persafl_np.data.rng import SeedLike, as_generator
-from persafl_np.parameters import Param, declares
+from persafl_np.parameters import Param, check_args, declares
 
 __all__ = [
     "ShiftedLeastSquares",
@@ -122,12 +120,9 @@ def fedprox_synthetic(
     Draw order: sizes, then per client (u_k, B_k, v_k, W_k, b_k, x); in iid mode the shared
     (W, b) are drawn once after the sizes.
     """
-    a = check_nonneg(alpha, "alpha")
-    b = check_nonneg(beta, "beta")
-    n_clients = check_int(n_clients, "n_clients", 1)
-    d = check_int(n_features, "n_features", 1)
-    C = check_int(n_classes, "n_classes", 2)
-    tf = check_test_fraction(test_fraction)
+    a, b, n_clients, d, C, tf = check_args(
+        fedprox_synthetic, alpha=alpha, beta=beta, n_clients=n_clients, n_features=n_features,
+        n_classes=n_classes, test_fraction=test_fraction)
     rng = as_generator(seed)
     sizes = fedprox_client_sizes(n_clients, rng, size_lognormal, min_samples)
     sd_x = np.sqrt(np.arange(1, d + 1, dtype=np.float64) ** -1.2)  # √Σ_jj, Σ_jj = j^{-1.2}
@@ -296,10 +291,8 @@ def shifted_least_squares(
       identical clients (γ² = 0, F* = 0).
     * y_i = X c_i exactly (no noise), so inf f_i = 0.
     """
-    n_clients = check_int(n_clients, "n_clients", 1)
-    d = check_int(n_features, "n_features", 1)
-    m = check_int(n_samples, "n_samples", 1)
-    s = check_nonneg(spread, "spread")
+    n_clients, d, m, s = check_args(shifted_least_squares, n_clients=n_clients,
+                                    n_features=n_features, n_samples=n_samples, spread=spread)
     rng = as_generator(seed)
     if condition_number is None:
         X = rng.standard_normal((m, d))
@@ -371,12 +364,10 @@ def robust_family(
     ``shift`` controls heterogeneity (0: every client has the same w_i*), ``noise`` the
     residual scale at w_i*.
     """
-    n_clients = check_int(n_clients, "n_clients", 1)
-    d = check_int(n_features, "n_features", 1)
-    m = check_int(n_samples, "n_samples", 1)
-    sh = check_nonneg(shift, "shift")
-    nz = check_nonneg(noise, "noise")
-    mt = max(1, m // 4) if n_test is None else check_int(n_test, "n_test", 0)
+    n_clients, d, m, sh, nz, mt = check_args(
+        robust_family, n_clients=n_clients, n_features=n_features, n_samples=n_samples,
+        shift=shift, noise=noise, n_test=n_test)
+    mt = max(1, m // 4) if mt is None else mt
     rng = as_generator(seed)
     w_star = rng.standard_normal(d) / math.sqrt(d)
     clients = []
