@@ -26,6 +26,7 @@ from persafl_np.bounds.theorem import (
     BoundResult,
     _nonneg_real,
     _pos_real,
+    _problem_constants,
     _product,
     step_size_conditions,
 )
@@ -92,11 +93,7 @@ def martingale_bound(
     slots: ``"independent"`` if the K slots of a step are conditionally independent given F_t
     (then the server and stale terms get 1/K), ``"correlated"`` otherwise.
     """
-    L = _pos_real(L, "L")
-    sigma2 = _nonneg_real(sigma2, "sigma2")
-    gamma2 = _nonneg_real(gamma2, "gamma2")
-    delta_f = _nonneg_real(delta_f, "delta_f")
-    T = check_int(T, "T", 1)
+    L, sigma2, gamma2, delta_f, T = _problem_constants(L, sigma2, gamma2, delta_f, T)
     K = check_int(K, "K", 1)
     if window not in WINDOWS:
         raise ValueError(f"window must be one of {sorted(WINDOWS)}, got {window!r}")
@@ -135,11 +132,7 @@ def delay_adaptive_bound(
     τ² replaced by Λ = tau_bar·max(1, C − 1) (``tau`` of the result is ⌈√Λ⌉, used only for
     that condition), and the martingale term has μ = 9, τ = tau_bar.
     """
-    L = _pos_real(L, "L")
-    sigma2 = _nonneg_real(sigma2, "sigma2")
-    gamma2 = _nonneg_real(gamma2, "gamma2")
-    delta_f = _nonneg_real(delta_f, "delta_f")
-    T = check_int(T, "T", 1)
+    L, sigma2, gamma2, delta_f, T = _problem_constants(L, sigma2, gamma2, delta_f, T)
     C = check_int(C, "C", 1)
     tau_bar = check_int(tau_bar, "tau_bar", 0)
     r = _check_rho(rho)

@@ -72,6 +72,14 @@ def _nonneg_real(value: float, name: str, *, allow_inf: bool = True) -> float:
     return v
 
 
+def _problem_constants(L: float, sigma2: float, gamma2: float, delta_f: float,
+                       T: int) -> tuple[float, float, float, float, int]:
+    """(L, σ², γ², Δ_F, T) of a (T1)-type bound checked: L ∈ (0, ∞), σ², γ², Δ_F ∈ [0, ∞],
+    T ≥ 1 — the inputs every bound of theory/async_theorem.md and its extensions share."""
+    return (_pos_real(L, "L"), _nonneg_real(sigma2, "sigma2"), _nonneg_real(gamma2, "gamma2"),
+            _nonneg_real(delta_f, "delta_f"), check_int(T, "T", 1))
+
+
 def _product(*factors: float) -> float:
     """Product where a zero factor wins over an infinite one (a term that is absent is 0)."""
     if any(f == 0 for f in factors):
@@ -242,11 +250,7 @@ def stationarity_bound(
     The result is computed even when (T2) fails, with ``conditions`` saying which
     condition fails; such a number is not a bound.
     """
-    L = _pos_real(L, "L")
-    sigma2 = _nonneg_real(sigma2, "sigma2")
-    gamma2 = _nonneg_real(gamma2, "gamma2")
-    delta_f = _nonneg_real(delta_f, "delta_f")
-    T = check_int(T, "T", 1)
+    L, sigma2, gamma2, delta_f, T = _problem_constants(L, sigma2, gamma2, delta_f, T)
     K = check_int(K, "K", 1)
     if constants not in CONSTANT_SETS:
         raise ValueError(f"constants must be one of {sorted(CONSTANT_SETS)}, got {constants!r}")
