@@ -100,6 +100,10 @@ CLIENTS_PER_ROUND = Param("clients_per_round", "int", 10,
                           "clients sampled per synchronous round (<= n_clients)", lo=1)
 
 
+#: ServerState(...) without the NamedTuple's Python-level __new__ (one frame less per arrival).
+_new = tuple.__new__
+
+
 def _init(w0: Any) -> ServerState:
     return ServerState(w=w0, version=0)
 
@@ -110,7 +114,7 @@ def persafl(beta: float = 1.0) -> ServerRule:
     beta = check(BETA, beta)
 
     def update(state: ServerState, c: Contribution) -> ServerState:
-        return ServerState(state.w - beta * c.delta, state.version + 1)
+        return _new(ServerState, (state.w - beta * c.delta, state.version + 1, None, 0))
 
     return ServerRule("persafl", _init, update, 1, (("beta", beta),), needs_pulled=False)
 
@@ -124,7 +128,7 @@ def fedasync(alpha: float = 0.5, weight: StalenessWeight | None = None) -> Serve
     def update(state: ServerState, c: Contribution) -> ServerState:
         a = alpha * s(c.staleness)
         x = c.pulled - c.delta
-        return ServerState((1.0 - a) * state.w + a * x, state.version + 1)
+        return _new(ServerState, ((1.0 - a) * state.w + a * x, state.version + 1, None, 0))
 
     return ServerRule("fedasync", _init, update, 1, (("alpha", alpha), ("weight", s)))
 
@@ -141,9 +145,9 @@ def fedbuff(eta_g: float = 1.0, K: int = 10, weight: StalenessWeight | None = No
         acc = term if state.acc is None else state.acc + term
         count = state.count + 1
         if count < K and not c.flush:
-            return ServerState(state.w, state.version, acc, count)
+            return _new(ServerState, (state.w, state.version, acc, count))
         # A flushed partial buffer (synchronous round with dropouts) is averaged over what arrived.
-        return ServerState(state.w - (eta_g / count) * acc, state.version + 1)
+        return _new(ServerState, (state.w - (eta_g / count) * acc, state.version + 1, None, 0))
 
     return ServerRule("fedbuff", _init, update, K, (("eta_g", eta_g), ("K", K), ("weight", s)),
                       needs_pulled=False)

@@ -30,6 +30,7 @@ import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -272,13 +273,19 @@ class _Run:
         """Compute the job of ``first`` together with up to cohort_size − 1 other pending jobs
         (in dispatch order); results go to ``done``. Row results do not depend on the group."""
         pend, cs = self.pending, self.cohort_size
-        group = [first]
-        if cs > 1:
-            for j in pend:
-                if j != first:
-                    group.append(j)
-                    if len(group) >= cs:
-                        break
+        if len(pend) <= cs:
+            group = list(pend)
+            if group[0] != first:
+                group.remove(first)
+                group.insert(0, first)
+        else:
+            group = [first]
+            if cs > 1:
+                for j in pend:
+                    if j != first:
+                        group.append(j)
+                        if len(group) >= cs:
+                            break
         b = self.alg.batch_size
         fc, noise = self.full_chunk, self.noise
         if b is None:
@@ -300,7 +307,7 @@ class _Run:
         """One layout group (theory/simulator.md §3.1); ``draws``: its jobs use their clients'
         streams (mini-batches or noise), so their samplers are needed."""
         pend, warm, xp = self.pending, self.warm, self.xp
-        us = [pend.pop(j) for j in g]
+        us = list(map(pend.pop, g))
         U = _stack(us, xp)
         W0 = None
         if warm and any(j in warm for j in g):
@@ -312,22 +319,28 @@ class _Run:
             alg.prox, W0,
             self.record,
         )
-        ng, nh, ni = res.n_grad.tolist(), res.n_hvp.tolist(), res.n_inner.tolist()
-        D, Wn, done = res.delta, res.warm, self.done
+        C = len(g)
+        D, Wn = res.delta, res.warm
         # Rows are copied out of the (C, p) blocks: a straggler's result must not keep its whole
         # cohort's block alive (memory O(outstanding jobs · p), not O(outstanding · C · p)).
+        # ‖Δ‖ of every row at once (the trace's update_norm): a row's sum of squares is a
+        # pairwise sum over that row alone, so it does not depend on the cohort either.
         if type(D) is np.ndarray:
+            norms = np.sqrt(np.multiply(D, D).sum(axis=1)).tolist()
             Dr = [r.copy() for r in D]
-            Wr = None if Wn is None else [r.copy() for r in Wn]
+            Wr = repeat(None) if Wn is None else [r.copy() for r in Wn]
         else:
-            Dr = [xp.asarray(D[c, ...], copy=True) for c in range(len(g))]
-            Wr = None if Wn is None else [xp.asarray(Wn[c, ...], copy=True)
-                                          for c in range(len(g))]
-        keep_u = self.alg.rule.needs_pulled
-        for c, j in enumerate(g):
-            done[j] = (us[c] if keep_u else None, Dr[c], ng[c], nh[c], ni[c],
-                       None if Wr is None else Wr[c],
-                       None if res.batches is None else res.batches[c])
+            norms = to_numpy(xp.sqrt(xp.sum(D * D, axis=1))).tolist()
+            Dr = [xp.asarray(D[c, ...], copy=True) for c in range(C)]
+            Wr = repeat(None) if Wn is None else [xp.asarray(Wn[c, ...], copy=True)
+                                                  for c in range(C)]
+        # done[j] = (pulled model or None, Δ, ‖Δ‖, n_grad, n_hvp, n_inner, warm or None,
+        #            batch rows)
+        # (repeat(None) for absent fields: the inner zip stops at the C rows)
+        self.done.update(zip(g, zip(
+            us if self.alg.rule.needs_pulled else repeat(None), Dr, norms, res.n_grad.tolist(),
+            res.n_hvp.tolist(), res.n_inner.tolist(), Wr,
+            repeat(None) if res.batches is None else res.batches, strict=False), strict=True))
 
     def _flush(self) -> None:
         """Compute every pending job (before a checkpoint: the saved state then holds the
@@ -359,7 +372,7 @@ class _Run:
         ahead = getattr(src, "ahead", None)
         oldest, finite = src.oldest_needed, self._finite
         eval_every, T = self.eval_every, self.T
-        ndarray = np.ndarray
+        ndarray, zeros, new_tuple = np.ndarray, self.zeros, tuple.__new__
         max_arr = math.inf if self.max_arrivals is None else self.max_arrivals
         n_grad, n_hvp, n_inner = c["n_grad"], c["n_hvp"], c["n_inner"]
         arrivals, applied, max_tau = c["arrivals"], c["applied"], c["max_staleness"]
@@ -394,7 +407,7 @@ class _Run:
                                 pending[j] = store[pj] if pull is None else pull(state, j)
                     compute(i)
                     r = done.pop(i)
-                u, delta, g_i, h_i, in_i, wm, bidx = r
+                u, delta, norm, g_i, h_i, in_i, wm, bidx = r
                 if wm is not None:
                     warm[i] = wm
                 if record:
@@ -403,15 +416,11 @@ class _Run:
                 n_hvp += h_i
                 n_inner += in_i
                 arrivals += 1
-                if type(delta) is ndarray:
-                    norm = math.sqrt(delta.dot(delta))
-                else:
-                    norm = math.sqrt(float(delta @ delta))
                 trace_append((now, v_before, i, pulled, tau, accepted, norm))
                 if accepted:
                     if step_scale is not None:
                         delta = delta * step_scale(counts, i, tau)
-                    state = update(state, Contribution(delta, u, tau, flush, i))
+                    state = update(state, new_tuple(Contribution, (delta, u, tau, flush, i)))
                     counts[i] += 1
                     applied += 1
                     if tau > max_tau:
@@ -427,7 +436,9 @@ class _Run:
                     dispatched.clear()
                 if v != v_before:
                     w_new = state.w if pull is None else pull(state, i)
-                    if not math.isfinite(norm) or not finite(w_new):
+                    if not (math.isfinite(norm) and (w_new.dot(zeros) == 0.0
+                                                     if type(w_new) is ndarray
+                                                     else finite(w_new))):
                         self.status = "diverged"
                         self.message = (
                             f"non-finite model at step {v} (arrival {arrivals}, client {i}, "
@@ -520,7 +531,7 @@ class _Run:
         for i, w in self.warm.items():
             arrays[f"warm_{i}"] = np.asarray(to_numpy(w))
         done_meta = {}
-        for i, (u, delta, g, h, inn, wm, bidx) in self.done.items():
+        for i, (u, delta, norm, g, h, inn, wm, bidx) in self.done.items():
             if u is not None:
                 arrays[f"job_u_{i}"] = np.asarray(to_numpy(u))
             arrays[f"job_delta_{i}"] = np.asarray(to_numpy(delta))
@@ -528,7 +539,7 @@ class _Run:
                 arrays[f"job_warm_{i}"] = np.asarray(to_numpy(wm))
             if bidx is not None:
                 arrays[f"job_idx_{i}"] = bidx
-            done_meta[str(i)] = [g, h, inn]
+            done_meta[str(i)] = [g, h, inn, norm]
         arrays["counts"] = self.counts
         sampler_meta = {}
         for i, smp in self.samplers.items():
@@ -566,13 +577,17 @@ class _Run:
         self.warm = {int(k[5:]): dev(v) for k, v in arr.items() if k.startswith("warm_")}
         self.pending = {}
         self.done = {}
-        for k, (g, h, inn) in meta["done"].items():
+        for k, gh in meta["done"].items():
             i = int(k)
             wm = arr.get(f"job_warm_{i}")
             bidx = arr.get(f"job_idx_{i}")
             u = arr.get(f"job_u_{i}")
-            self.done[i] = (None if u is None else dev(u), dev(arr[f"job_delta_{i}"]), int(g),
-                            int(h), int(inn), None if wm is None else dev(wm), bidx)
+            delta = arr[f"job_delta_{i}"]
+            # ‖Δ‖ as _compute_group computed it (checkpoints before it was saved: recomputed)
+            norm = (float(gh[3]) if len(gh) > 3
+                    else math.sqrt(float(np.multiply(delta, delta).sum())))
+            self.done[i] = (None if u is None else dev(u), dev(delta), norm, int(gh[0]),
+                            int(gh[1]), int(gh[2]), None if wm is None else dev(wm), bidx)
         self.counts = arr["counts"].astype(np.int64)
         if self.counts.shape != (self.n,):
             raise ValueError(f"'counts' has shape {self.counts.shape}, expected ({self.n},)")
