@@ -351,7 +351,7 @@ class _EventSource:
         # Every client always has a job and no availability windows: a return restarts at once.
         self.direct = self.C == n and self.period is None
         self.dropout = spec.dropout
-        self.quantile = self.law.quantile if self.law is not None else None
+        self.quantile = self.law.quantile_fn() if self.law is not None else None
         self.plain_law = (self.law is not None and not self.law_const and self.speeds is None
                           and not self.has_dl and not self.has_ul)
         self.now = 0.0

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -145,6 +146,34 @@ class JobTime:
         else:
             x = self.scale * u ** (-1.0 / self.shape)
         return self.minimum + x
+
+    def quantile_fn(self) -> Callable[[float], float]:
+        """:meth:`quantile` as a closure over this law's constants: the same operations in
+        the same order (so the same floats), without the per-call dispatch on ``law`` — the
+        event source calls it once per job."""
+        lo, law, log = self.minimum, self.law, math.log
+        if law == "exponential":
+            nm = -self.mean
+
+            def exponential(u: float) -> float:
+                return lo + nm * log(u)
+
+            return exponential
+        if law == "uniform":
+            a, w = self.low, self.high - self.low
+
+            def uniform(u: float) -> float:
+                return lo + (a + w * u)
+
+            return uniform
+        if law == "pareto":
+            sc, e = self.scale, -1.0 / self.shape
+
+            def pareto(u: float) -> float:
+                return lo + sc * u ** e
+
+            return pareto
+        return self.quantile
 
     def mean_value(self) -> float:
         """E[duration] (inf for Pareto with shape ≤ 1)."""
