@@ -78,6 +78,10 @@ class ServerRule:
     pull: ``pull(state, i)`` → the model client i's next job starts from (None: ``state.w``).
     client_models: ``client_models(state, n)`` → the n clients' own models (None: the rule
         has only the server model).
+    linear: s when ``update(state, c)`` is exactly ``ServerState(state.w − s·c.delta,
+        state.version + 1)`` (no buffer, no other input); the engine may then apply a run of
+        such updates at once, w^{t+k} = w^t + Σ_{j≤k} (−s·Δ_j) summed left to right — the same
+        roundings (theory/simulator.md §3.3). None: updates are applied one by one.
     """
 
     name: str
@@ -88,6 +92,7 @@ class ServerRule:
     needs_pulled: bool = True
     pull: Callable[[ServerState, int], Any] | None = None
     client_models: Callable[[ServerState, int], list] | None = None
+    linear: float | None = None
 
 
 #: The rules' parameters, declared once (persafl_np.parameters).
@@ -116,7 +121,8 @@ def persafl(beta: float = 1.0) -> ServerRule:
     def update(state: ServerState, c: Contribution) -> ServerState:
         return _new(ServerState, (state.w - beta * c.delta, state.version + 1, None, 0))
 
-    return ServerRule("persafl", _init, update, 1, (("beta", beta),), needs_pulled=False)
+    return ServerRule("persafl", _init, update, 1, (("beta", beta),), needs_pulled=False,
+                      linear=beta)
 
 
 @declares(ALPHA)

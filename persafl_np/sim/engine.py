@@ -170,6 +170,9 @@ class Problem:
 #: ~13 jobs anyway) and 199 / 892 / 1412 / 1717 (sync rounds of 100). 128 covers a 100-client
 #: round and keeps a MAML cohort's gathers at ~37 MB (float64).
 DEFAULT_COHORT_SIZE = 128
+#: A deferred run of linear updates continues while ‖w‖∞ + Σ s‖Δ‖ stays below this (§3.3):
+#: then no entry can overflow, and the one-by-one finiteness check cannot fire.
+_SAFE_BOUND = 1e300
 
 def _stack(rows: list, xp: Any) -> Any:
     """(C, p) from C vectors of p entries (np.stack's checks cost ~10 µs per cohort; the values
@@ -326,7 +329,8 @@ class _Run:
         # ‖Δ‖ of every row at once (the trace's update_norm): a row's sum of squares is a
         # pairwise sum over that row alone, so it does not depend on the cohort either.
         if type(D) is np.ndarray:
-            norms = np.sqrt(np.multiply(D, D).sum(axis=1)).tolist()
+            with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN: the run stops
+                norms = np.sqrt(np.multiply(D, D).sum(axis=1)).tolist()
             Dr = [r.copy() for r in D]
             Wr = repeat(None) if Wn is None else [r.copy() for r in Wn]
         else:
@@ -378,15 +382,58 @@ class _Run:
         arrivals, applied, max_tau = c["arrivals"], c["applied"], c["max_staleness"]
         w_grad, w_hvp = c["wasted_grad"], c["wasted_hvp"]
         state, now, store_lo = self.state, self.now, self.store_lo
+        # Deferred runs of a linear rule (theory/simulator.md §3.3): while every update is
+        # w ← w − s·Δ and provably finite, accepted Δs are queued (dz) and the versions they
+        # make are built at once by a running sum; dispatches in the run wait in dd as
+        # (client, index of the version they pull) until then.
+        lin = rule.linear
+        if step_scale is not None or pull is not None or type(state.w) is not ndarray:
+            lin = None
+        dz: list = []
+        dd: list[tuple[int, int]] = []
+        version = state.version
+        bound = float(np.abs(state.w).max()) if lin is not None else 0.0  # ≥ ‖w‖∞
+
+        def materialize(hold: int = 1 << 62) -> ServerState:
+            """Build the deferred versions, store them, hand the waiting jobs their models;
+            ``hold``: a version the arrival being processed may still read from the store."""
+            nonlocal store_lo
+            k, w = len(dz), state.w
+            if k == 1:
+                rows = [w, w - lin * dz[0]]  # the rule's own expression
+            elif k:
+                X = np.concatenate(dz).reshape(k, -1)
+                np.multiply(X, -lin, out=X)  # −s·Δ_j = −(s·Δ_j): the rule's rounding
+                np.add(w, X[0], out=X[0])  # w + (−s·Δ_1) = w − s·Δ_1
+                # w − s·Δ_1 − s·Δ_2 − …, summed left to right: the one-by-one roundings; the k
+                # versions are rows of one block, each pulled by a job of this run
+                rows = [w, *np.cumsum(X, axis=0)]
+            else:
+                rows = [w]
+            for j, q in dd:
+                pending[j] = rows[q]
+            v0 = state.version
+            for q in range(1, k + 1):
+                store[v0 + q] = rows[q]
+            keep = min(oldest(v0 + k), hold)
+            while store_lo < keep:
+                store.pop(store_lo, None)
+                store_lo += 1
+            dz.clear()
+            dd.clear()
+            return new_tuple(ServerState, (rows[k], v0 + k, None, 0))
+
         try:
-            while state.version < stop_version:
+            while version < stop_version:
                 if arrivals >= max_arr:
                     self.status = "stalled"
                     self.message = f"stopped after max_arrivals={max_arr} arrivals"
                     break
-                v_before = state.version
+                v_before = version
                 a = nxt(v_before)
                 if dispatched:  # jobs started by the source while advancing (START events)
+                    if dz or dd:
+                        state = materialize()
                     for j, _ in dispatched:
                         pending[j] = state.w if pull is None else pull(state, j)
                     dispatched.clear()
@@ -400,6 +447,8 @@ class _Run:
                 now, i, pulled, tau, accepted, flush, _, _ = a
                 r = done.pop(i, None)
                 if r is None:
+                    if dz or dd:  # the jobs to compute may pull deferred versions
+                        state = materialize(pulled)
                     if i not in pending:  # theorem mode, replay: the job starts at its arrival
                         pending[i] = store[pulled] if pull is None else pull(state, i)
                         if ahead is not None:  # theorem mode, replay: coming jobs computable now
@@ -417,6 +466,43 @@ class _Run:
                 n_inner += in_i
                 arrivals += 1
                 trace_append((now, v_before, i, pulled, tau, accepted, norm))
+                if lin is not None:
+                    step = lin * norm  # ≥ ‖s·Δ‖∞ (up to rounding, far inside the margin)
+                    if accepted and bound + step <= _SAFE_BOUND:
+                        # every entry of the new model is ≤ bound + step in size: finite
+                        dz.append(delta)
+                        bound += step
+                        version += 1
+                        counts[i] += 1
+                        applied += 1
+                        if tau > max_tau:
+                            max_tau = tau
+                        after(a, version)
+                        if dispatched:
+                            q = len(dz)
+                            for j, _ in dispatched:
+                                dd.append((j, q))
+                            dispatched.clear()
+                        if version % eval_every == 0 or version == T:
+                            state = materialize()
+                            c["arrivals"] = arrivals
+                            self.state, self.now = state, now
+                            self._eval()
+                        continue
+                    if not accepted:
+                        w_grad += g_i
+                        w_hvp += h_i
+                        after(a, version)
+                        if dispatched:
+                            q = len(dz)
+                            for j, _ in dispatched:
+                                dd.append((j, q))
+                            dispatched.clear()
+                        continue
+                    # near the overflow margin (or a non-finite Δ): one by one, checked
+                    if dz or dd:
+                        state = materialize()
+                    bound = float(np.abs(state.w).max()) + step
                 if accepted:
                     if step_scale is not None:
                         delta = delta * step_scale(counts, i, tau)
@@ -428,7 +514,7 @@ class _Run:
                 else:
                     w_grad += g_i
                     w_hvp += h_i
-                v = state.version
+                v = version = state.version
                 after(a, v)
                 if dispatched:
                     for j, _ in dispatched:
@@ -448,6 +534,7 @@ class _Run:
                             state.acc[i] = u
                         state = ServerState(store[v_before], v_before,
                                             state.acc if pull is not None else None)
+                        version = v_before
                         break
                     store[v] = state.w
                     keep = oldest(v)
@@ -459,6 +546,8 @@ class _Run:
                         self.state, self.now = state, now
                         self._eval()
         finally:
+            if dz or dd:
+                state = materialize()
             self.state, self.now, self.store_lo = state, now, store_lo
             c.update(n_grad=n_grad, n_hvp=n_hvp, n_inner=n_inner, arrivals=arrivals,
                      applied=applied, max_staleness=max_tau, wasted_grad=w_grad,
