@@ -539,8 +539,13 @@ class _EventSource:
             self.bk = bk + 1
             p = self.pulled[i]
             tau = version - p
-            return _new(Arrival, (t, i, p, tau, not self.drop or tau <= self.tau_max, False,
-                                  s, t))
+            ok = not self.drop or tau <= self.tau_max
+            # the job row (after() only restarts bookkeeping); RowBuffer.append inlined
+            rows = self.jobs.pending
+            rows.append((i, s, t, p, APPLIED if ok else DROPPED))
+            if len(rows) >= RowBuffer.CHUNK:
+                self.jobs.flush()
+            return _new(Arrival, (t, i, p, tau, ok, False, s, t))
         idle_events = 0
         limit = self.limit
         q = self.q
@@ -586,16 +591,14 @@ class _EventSource:
             return Arrival(t, i, p, tau, True, False, self.start_t[i], t)
 
     def after(self, a: Arrival, version: int) -> None:
-        _, i, p, _, accepted, _, job_start, job_end = a
-        if self.blocked:  # the next job was started (drawn, queued) by _simulate
-            if accepted:
-                self.jobs.append((i, job_start, job_end, p, APPLIED))
-            else:
+        if self.blocked:  # the job row is written; _simulate started (drew, queued) the next
+            i = a[1]
+            if not a[4]:
                 self.n_dropped += 1
-                self.jobs.append((i, job_start, job_end, p, DROPPED))
             self.pulled[i] = version
             self.dispatched.append((i, version))
             return
+        _, i, p, _, accepted, _, job_start, job_end = a
         if not accepted:
             self.n_dropped += 1
         self.jobs.append((i, job_start, job_end, p, APPLIED if accepted else DROPPED))

@@ -369,7 +369,9 @@ class _Run:
         # every evaluation and in `finally`.
         compute = self._compute
         store, warm, counts = self.store, self.warm, self.counts
-        trace_append, c = self.trace.append, self.counters
+        c, trace = self.counters, self.trace
+        trace_rows = trace.pending  # RowBuffer.append inlined: hot path
+        trace_append, chunk = trace_rows.append, trace.CHUNK
         record, batch_log = self.record, self.batch_log
         update, nxt, after = rule.update, src.next, src.after
         step_scale = self.alg.step_scale  # (TA-5) reweighting / (TB-4) delay-adaptive; None = off
@@ -413,9 +415,9 @@ class _Run:
             for j, q in dd:
                 pending[j] = rows[q]
             v0 = state.version
-            for q in range(1, k + 1):
-                store[v0 + q] = rows[q]
             keep = min(oldest(v0 + k), hold)
+            for q in range(max(1, keep - v0), k + 1):
+                store[v0 + q] = rows[q]
             while store_lo < keep:
                 store.pop(store_lo, None)
                 store_lo += 1
@@ -466,6 +468,8 @@ class _Run:
                 n_inner += in_i
                 arrivals += 1
                 trace_append((now, v_before, i, pulled, tau, accepted, norm))
+                if len(trace_rows) >= chunk:
+                    trace.flush()
                 if lin is not None:
                     step = lin * norm  # ≥ ‖s·Δ‖∞ (up to rounding, far inside the margin)
                     if accepted and bound + step <= _SAFE_BOUND:
