@@ -170,6 +170,9 @@ class Problem:
 #: ~13 jobs anyway) and 199 / 892 / 1412 / 1717 (sync rounds of 100). 128 covers a 100-client
 #: round and keeps a MAML cohort's gathers at ~37 MB (float64).
 DEFAULT_COHORT_SIZE = 128
+#: Results stay views of their cohort's block when every block they could keep alive
+#: (n clients × min(n, cohort_size) rows × p) fits in this many bytes (_compute_group).
+_VIEW_BYTES = 64 * 2**20
 #: A deferred run of linear updates continues while ‖w‖∞ + Σ s‖Δ‖ stays below this (§3.3):
 #: then no entry can overflow, and the one-by-one finiteness check cannot fire.
 _SAFE_BOUND = 1e300
@@ -237,6 +240,9 @@ class _Run:
         self.m_list = self.data.m.tolist()
         self.noise = bool(getattr(problem.oracle, "adds_noise", False))
         self.zeros = self.xp.zeros_like(problem.w0)
+        w0 = problem.w0
+        blocks = n * min(n, self.cohort_size) * int(w0.shape[0]) * getattr(w0.dtype, "itemsize", 8)
+        self.row_views = blocks <= _VIEW_BYTES
 
     # -- helpers
     def _shares(self) -> np.ndarray:
@@ -324,15 +330,21 @@ class _Run:
         )
         C = len(g)
         D, Wn = res.delta, res.warm
-        # Rows are copied out of the (C, p) blocks: a straggler's result must not keep its whole
-        # cohort's block alive (memory O(outstanding jobs · p), not O(outstanding · C · p)).
+        # A result is a row of its cohort's (C, p) block; rows are copied out unless every
+        # block that results could keep alive fits in _VIEW_BYTES (one result per client, so
+        # at most n blocks): a straggler must not pin its cohort's block in a large run
+        # (memory O(outstanding jobs · p), not O(outstanding · C · p)).
         # ‖Δ‖ of every row at once (the trace's update_norm): a row's sum of squares is a
         # pairwise sum over that row alone, so it does not depend on the cohort either.
         if type(D) is np.ndarray:
             with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN: the run stops
                 norms = np.sqrt(np.multiply(D, D).sum(axis=1)).tolist()
-            Dr = [r.copy() for r in D]
-            Wr = repeat(None) if Wn is None else [r.copy() for r in Wn]
+            if self.row_views:
+                Dr = list(D)
+                Wr = repeat(None) if Wn is None else list(Wn)
+            else:
+                Dr = [r.copy() for r in D]
+                Wr = repeat(None) if Wn is None else [r.copy() for r in Wn]
         else:
             norms = to_numpy(xp.sqrt(xp.sum(D * D, axis=1))).tolist()
             Dr = [xp.asarray(D[c, ...], copy=True) for c in range(C)]

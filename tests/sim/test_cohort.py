@@ -239,3 +239,23 @@ def test_replay_is_batched_and_bit_identical_to_row_by_row(name, tmp_path):
     res = run(prob, alg, sched, T=30, seed=4, eval_every=5, cohort_size=2, checkpoint_dir=ck,
               checkpoint_every=6, resume=True)
     assert res.digest() == rec.digest()
+
+
+@pytest.mark.parametrize("view_bytes", [0, 1 << 40])
+def test_results_are_row_views_only_when_the_pinned_blocks_are_bounded(view_bytes,
+                                                                        monkeypatch):
+    """Results are copied out of their cohort's block unless n·min(n, cohort_size)·p entries
+    fit in engine._VIEW_BYTES; either way the run is the same, bit for bit."""
+    from persafl_np.sim import engine
+    from persafl_np.sim.engine import _Run
+
+    oracle, alg, spec = CASES["moreau_warm"]
+    prob = _softmax_problem(oracle)
+    ref = run(prob, alg, spec, T=25, seed=2, eval_every=5)
+    monkeypatch.setattr(engine, "_VIEW_BYTES", view_bytes)
+    r = _Run(prob, alg, spec, 25, 2, 5, None)
+    assert r.row_views == (view_bytes > 0)
+    r.step_until(10)
+    owns = [d.base is None for _, d, *_ in r.done.values()]
+    assert owns and all(owns) == (view_bytes == 0) and any(owns) == (view_bytes == 0)
+    assert run(prob, alg, spec, T=25, seed=2, eval_every=5).digest() == ref.digest()
