@@ -405,6 +405,8 @@ class _Run:
             lin = None
         dz: list = []
         dd: list[tuple[int, int]] = []
+        if lin is not None:  # no step scale reads them: counts as Python ints, synced below
+            counts = counts.tolist()
         version = state.version
         bound = float(np.abs(state.w).max()) if lin is not None else 0.0  # ≥ ‖w‖∞
 
@@ -503,6 +505,7 @@ class _Run:
                             state = materialize()
                             c["arrivals"] = arrivals
                             self.state, self.now = state, now
+                            self.counts[:] = counts
                             self._eval()
                         continue
                     if not accepted:
@@ -560,10 +563,14 @@ class _Run:
                     if v % eval_every == 0 or v == T:
                         c["arrivals"] = arrivals
                         self.state, self.now = state, now
+                        if lin is not None:
+                            self.counts[:] = counts
                         self._eval()
         finally:
             if dz or dd:
                 state = materialize()
+            if lin is not None:
+                self.counts[:] = counts
             self.state, self.now, self.store_lo = state, now, store_lo
             c.update(n_grad=n_grad, n_hvp=n_hvp, n_inner=n_inner, arrivals=arrivals,
                      applied=applied, max_staleness=max_tau, wasted_grad=w_grad,
