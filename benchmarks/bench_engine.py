@@ -121,7 +121,7 @@ def _steady(prob: Problem, spec, T1: int, T2: int) -> tuple[float, float]:  # no
 
     run(prob, alg, spec, T=T2, seed=0, eval_every=10**9, progress=mark)
     a = next(m for m in marks if m[0] >= T1)
-    b = marks[-1]
+    b = marks[-2]  # the last call comes after the final evaluation at T2
     return ((b[1] - a[1]) / (b[0] - a[0]), (b[2] - a[2]) / (b[0] - a[0]))
 
 
