@@ -334,11 +334,11 @@ class _Run:
         # block that results could keep alive fits in _VIEW_BYTES (one result per client, so
         # at most n blocks): a straggler must not pin its cohort's block in a large run
         # (memory O(outstanding jobs · p), not O(outstanding · C · p)).
-        # ‖Δ‖ of every row at once (the trace's update_norm): a row's sum of squares is a
-        # pairwise sum over that row alone, so it does not depend on the cohort either.
+        # ‖Δ‖ of every row at once (the trace's update_norm): einsum's sum of products runs
+        # over each row alone, so it does not depend on the cohort either (and it raises no
+        # overflow warning: an infinite norm stops the run, theory/simulator.md §3.2).
         if type(D) is np.ndarray:
-            with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN: the run stops
-                norms = np.sqrt(np.multiply(D, D).sum(axis=1)).tolist()
+            norms = np.sqrt(np.einsum("ij,ij->i", D, D)).tolist()
             if self.row_views:
                 Dr = list(D)
                 Wr = repeat(None) if Wn is None else list(Wn)
@@ -697,7 +697,7 @@ class _Run:
             delta = arr[f"job_delta_{i}"]
             # ‖Δ‖ as _compute_group computed it (checkpoints before it was saved: recomputed)
             norm = (float(gh[3]) if len(gh) > 3
-                    else math.sqrt(float(np.multiply(delta, delta).sum())))
+                    else math.sqrt(float(np.einsum("ij,ij->i", delta[None], delta[None])[0])))
             self.done[i] = (None if u is None else dev(u), dev(delta), norm, int(gh[0]),
                             int(gh[1]), int(gh[2]), None if wm is None else dev(wm), bidx)
         self.counts = arr["counts"].astype(np.int64)
