@@ -39,6 +39,7 @@ from persafl_np.arguments import check_int
 from persafl_np.parameters import Param, validate_fields
 from persafl_np.results import JOB_DTYPE, RowBuffer
 from persafl_np.sim import streams
+from persafl_np.sim.bounded import BlockedIntegers
 from persafl_np.sim.events import ARRIVAL, FAILURE, START, EventQueue
 from persafl_np.sim.staleness import CONTROLS, block_safe
 from persafl_np.sim.streams import counter_uniform
@@ -165,6 +166,7 @@ class _TheoremSource:
     def __init__(self, spec: TheoremMode, n: int, seed: int, K: int = 1) -> None:
         self.spec, self.n, self.K = spec, n, K
         self.rng = streams.server_rng(seed)
+        self.ints = BlockedIntegers(self.rng)  # rng.integers(n), bit for bit, cheaper
         self.k = 0
         self.jobs = RowBuffer(JOB_DTYPE)
         self.dispatched: list[tuple[int, int]] = []
@@ -176,11 +178,11 @@ class _TheoremSource:
     def _draw(self, version: int) -> Arrival:
         # Documented stream use: first the client, then (policy "uniform", only when
         # min(τ, t) > 0) the staleness; with τ = 0 the stream is exactly SGD's client sequence.
-        i = int(self.rng.integers(self.n))
+        i = self.ints.draw(self.n)
         cap = min(self.spec.tau, version)
         pol = self.spec.policy
         if pol == "uniform":
-            tau = int(self.rng.integers(cap + 1)) if cap > 0 else 0
+            tau = self.ints.draw(cap + 1) if cap > 0 else 0
         elif pol == "max":
             tau = cap
         else:
@@ -223,11 +225,11 @@ class _TheoremSource:
         return max(0, version - self.spec.tau)
 
     def state(self) -> dict:
-        return {"rng": self.rng.bit_generator.state, "k": self.k,
+        return {"rng": self.ints.state(), "k": self.k,
                 "queue": [[v, *a] for v, a in self.queue]}
 
     def load_state(self, s: dict) -> None:
-        self.rng.bit_generator.state = s["rng"]
+        self.ints.load_state(s["rng"])
         self.k = int(s["k"])
         self.queue = deque(
             (int(q[0]), Arrival(float(q[1]), int(q[2]), int(q[3]), int(q[4]), bool(q[5]),
