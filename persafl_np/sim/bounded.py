@@ -1,19 +1,14 @@
 """``Generator.integers(n)`` one value at a time, from blocks of the generator's 32-bit words.
 
 A scalar ``rng.integers(n)`` costs ~1.5 µs of call overhead; theorem mode makes one or two per
-arrival (theory/simulator.md §2). For 1 ≤ n ≤ 2³¹ NumPy draws it by Lemire's method on the
-bit generator's 32-bit outputs (``next_uint32``; PCG64 buffers the second half of each 64-bit
-word in its state):
-
-    m = u · n  (u the next 32-bit word);  if (m mod 2³²) < (2³² − n) mod n: reject, next u;
-    value = ⌊m / 2³²⌋                                                            (BND-1)
-
-(n = 1 consumes nothing). :class:`BlockedIntegers` takes those words 1024 at a time with
-``rng.integers(0, 2**32, size=1024, dtype=np.uint32)`` — the same ``next_uint32`` sequence —
-and applies (BND-1) in Python, so every value *and* the generator state after it are NumPy's
-own (``tests/sim/test_bounded.py`` checks both against ``rng.integers`` for random ranges).
-:meth:`state` is the generator state at the consumption point (the block is redrawn from the
-state before it and advanced), so a checkpoint holds exactly what an unblocked run would.
+arrival. For 1 ≤ n ≤ 2³¹ NumPy draws it by Lemire's method on the bit generator's 32-bit
+outputs, eq. (BND-1) of theory/simulator.md §2. :class:`BlockedIntegers` takes those words 1024
+at a time with ``rng.integers(0, 2**32, size=1024, dtype=np.uint32)`` — the same
+``next_uint32`` sequence — and applies (BND-1) in Python, so every value *and* the generator
+state after it are NumPy's own (``tests/sim/test_bounded.py`` checks both against
+``rng.integers`` for random ranges). :meth:`state` is the generator state at the consumption
+point (the block is redrawn from the state before it and advanced), so a checkpoint holds
+exactly what an unblocked run would.
 """
 
 from __future__ import annotations
