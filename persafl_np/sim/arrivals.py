@@ -189,7 +189,7 @@ class _TheoremSource:
             tau = min(pol[self.k % len(pol)], version)
         t = float(self.k)
         self.k += 1
-        return Arrival(t, i, version - tau, tau, True, False, t, t)
+        return _new(Arrival, (t, i, version - tau, tau, True, False, t, t))
 
     def next(self, version: int) -> Arrival:
         if self.queue:

@@ -409,6 +409,7 @@ class _Run:
             counts = counts.tolist()
         version = state.version
         bound = float(np.abs(state.w).max()) if lin is not None else 0.0  # ≥ ‖w‖∞
+        safe = _SAFE_BOUND
 
         def materialize(hold: int = 1 << 62) -> ServerState:
             """Build the deferred versions, store them, hand the waiting jobs their models;
@@ -486,7 +487,7 @@ class _Run:
                     trace.flush()
                 if lin is not None:
                     step = lin * norm  # ≥ ‖s·Δ‖∞ (up to rounding, far inside the margin)
-                    if accepted and bound + step <= _SAFE_BOUND:
+                    if accepted and bound + step <= safe:
                         # every entry of the new model is ≤ bound + step in size: finite
                         dz.append(delta)
                         bound += step
