@@ -499,6 +499,7 @@ class _EventSource:
         out = []
         push = out.append
         t = self.now
+        B, kind = _UBLOCK, ARRIVAL
         for _ in range(k):
             t = heappop(times)
             b = at[t]
@@ -512,12 +513,12 @@ class _EventSource:
             jobidx[i] = j + 1
             if plain:
                 r = j - ubase[i]
-                end = t + quantile(item(i, r) if 0 <= r < _UBLOCK else self._u(i, j))
+                end = t + quantile(item(i, r) if 0 <= r < B else self._u(i, j))
             else:
                 end = t + self._duration(i, j)
             start_t[i] = t
             # EventQueue.push inlined
-            e = (end, ARRIVAL, i, seq)
+            e = (end, kind, i, seq)
             seq += 1
             heappush(times, end)
             c = at.get(end)
