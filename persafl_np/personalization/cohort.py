@@ -158,6 +158,16 @@ class CohortData:
         """(X, y) of global row indices G (any shape): X G.shape + (d,), y G.shape."""
         return self._gather(self.Xz, G), self._gather(self.yz, G)
 
+    def rows_into(self, G: np.ndarray, X: np.ndarray, y: np.ndarray) -> None:
+        """NumPy only: :meth:`rows` written into ``X`` (G.shape + (d,)) and ``y`` (G.shape),
+        C-contiguous buffers the caller reuses (a (C, b, d) step batch stays in cache, where
+        one gather of all Q·k batches of a job, ~4 MB at 13 jobs, does not). ``G`` must hold
+        valid row indices (``mode="clip"`` skips the buffered bounds-checked path of
+        ``np.take(out=...)``, ~3x slower)."""
+        g = G.reshape(-1)
+        np.take(self.Xz, g, axis=0, out=X.reshape(g.size, -1), mode="clip")
+        np.take(self.yz, g, axis=0, out=y.reshape(g.size), mode="clip")
+
     def full(self, clients: np.ndarray, width: int | None = None) -> tuple[Any, Any, Any]:
         """Padded full batches (X (C, W, d), y (C, W), mask (C, W) or None), W = ``width``
         (≥ every client's m; m_max by default; the evaluation pads each client to its own width).
@@ -225,18 +235,26 @@ def local_update_many(
         if record:
             idx_list.extend([None] * C)
     else:
-        # one (Q·k, b) draw per job, in job order within each client's own stream, written
-        # into a (Q·k, C, b) index array so that the single gather below lays the rows out
-        # (Q·k, C, b, d): every step's batch XB[s] is a C-contiguous (C, b, d) block (the
-        # kernels' grouping guarantee needs it)
-        G = np.empty((Q * k, C, batch_size), dtype=np.int64)
-        mc, oc = data.m[clients].tolist(), data.off[clients].tolist()
-        for c in range(C):
-            idx = samplers[c].take(mc[c], batch_size, Q * k)
-            if record:
-                idx_list.append(idx)
-            np.add(idx, oc[c], out=G[:, c, :])
-        XB, YB = data.rows(G)
+        # one (Q·k, b) draw per job, in job order within each client's own stream, laid side
+        # by side into a (Q·k, C, b) index array of global rows (one concatenate and one
+        # broadcast add of the clients' offsets: 2x faster than C strided adds), so that the
+        # gathers below lay the rows out (Q·k, C, b, d): every step's batch is a C-contiguous
+        # (C, b, d) block (the kernels' grouping guarantee needs it)
+        mc = data.m[clients].tolist()
+        idx = [samplers[c].take(mc[c], batch_size, Q * k) for c in range(C)]
+        if record:
+            idx_list.extend(idx)
+        G = np.concatenate(idx, axis=1, dtype=np.int64).reshape(Q * k, C, batch_size)
+        G += data.off[clients][None, :, None]
+        per_step = data.numpy and k > 1
+        if per_step:
+            # k ≥ 2 batches per step (MAML): one step's batches at a time, into two buffers
+            # reused by every step (measured 3-9 % faster for exact MAML in float64 at 13
+            # jobs; for k = 1 the single gather below is as fast or faster)
+            XB = np.empty((k, C, batch_size, data.d), dtype=data.Xz.dtype)
+            YB = np.empty((k, C, batch_size), dtype=data.yz.dtype)
+        else:
+            XB, YB = data.rows(G)
     noise = None
     p = int(U.shape[1])
     if sigma > 0.0:
@@ -253,6 +271,9 @@ def local_update_many(
     for q in range(Q):
         if full:
             batches = FullBatches([(Xf, yf, mf)] * 3)  # D = D′ = D″ = all rows (any oracle)
+        elif per_step:
+            data.rows_into(G[q * k:(q + 1) * k], XB, YB)
+            batches = [(XB[j], YB[j], None) for j in range(k)]
         else:
             batches = [(XB[q * k + j, ...], YB[q * k + j, ...], None) for j in range(k)]
         s = oracle.step_many(kern, Y, batches, warm)

@@ -50,6 +50,15 @@ def _norm(xp: Any, v: Any) -> float:
     return float(xp.sqrt(xp.sum(v * v)))
 
 
+def _minus_alpha_times(A: Any, alpha: float, B: Any) -> Any:
+    """A − α·B, on NumPy written into the fresh product α·B (the same two roundings as the
+    expression, one (C, p) temporary fewer: the stacked step allocates nothing else)."""
+    if type(B) is np.ndarray and type(A) is np.ndarray:
+        t = np.multiply(B, alpha)
+        return np.subtract(A, t, out=t)
+    return A - alpha * B
+
+
 def central_hvp(model: Model, w: Any, v: Any, X: Any, y: Any, delta: float) -> Any:
     """Hessian-free ∇²f(w)v by a central gradient difference along u = v/‖v‖ (eq. (MAML-4)).
 
@@ -189,13 +198,14 @@ class MAML:
         if self.alpha == 0.0:
             return ManyStep(kern.grad(Y, *batches[0]), 1)
         d0, d1 = batches[0], batches[1]
-        V = kern.grad(Y - self.alpha * kern.grad(Y, *d0), *d1)
+        V = kern.grad(_minus_alpha_times(Y, self.alpha, kern.grad(Y, *d0)), *d1)
         if self.hessian == "first_order":
             return ManyStep(V, 2)
         d2 = batches[2]
         if self.hessian == "exact":
-            return ManyStep(V - self.alpha * kern.hvp(Y, V, *d2), 2, 1)
-        return ManyStep(V - self.alpha * central_hvp_many(kern, Y, V, *d2, self.hf_delta), 4)
+            return ManyStep(_minus_alpha_times(V, self.alpha, kern.hvp(Y, V, *d2)), 2, 1)
+        return ManyStep(_minus_alpha_times(
+            V, self.alpha, central_hvp_many(kern, Y, V, *d2, self.hf_delta)), 4)
 
     def value_grad_many(self, kern: Any, W: Any, X: Any, y: Any, mask: Any,
                         L: Any = None) -> tuple[Any, Any]:
