@@ -1,0 +1,44 @@
+"""NumPy fast paths of the single-client methods compute the same operations as the generic
+(array API) path, so their results are the same bits; they validate the same way."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from persafl_np.models import LogisticRegression
+from persafl_np.models.geman_mcclure import _clip, gm1
+
+
+@pytest.mark.parametrize("model", [LogisticRegression(), LogisticRegression(0.05),
+                                   LogisticRegression(0.0, 0.3), LogisticRegression(0.1, 0.2)],
+                         ids=["plain", "l2", "nonconvex", "both"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("ydtype", [np.int64, np.int8, np.uint8])
+def test_logistic_grad_fast_path_is_the_generic_path(model, dtype, ydtype):
+    rng = np.random.default_rng(4)
+    X = (rng.normal(size=(17, 5)) * 3).astype(dtype)
+    w = (rng.normal(size=5) * 2).astype(dtype)
+    w[0] = 0.0
+    X[3] = 0.0                                  # a zero margin: z >= 0 for both labels
+    y = rng.integers(0, 2, 17).astype(ydtype)
+    fast = model.grad(w, X, y)
+    generic = model.grad(w, X, y.astype(np.float64))   # float labels: the array-API path
+    assert fast.dtype == generic.dtype and fast.tobytes() == generic.tobytes()
+    for bad in (2, 3) if ydtype is np.uint8 else (2, -1, 3):
+        yb = y.copy()
+        yb[5] = bad
+        with pytest.raises(ValueError, match=r"y must hold integer labels in 0\.\.1"):
+            model.grad(w, X, yb)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gm1_fast_path_is_the_generic_formula(dtype):
+    big = 1e120 if dtype is np.float64 else 1e30      # beyond each dtype's clip
+    t = np.array([0.0, -0.0, 0.5, -2.0, 1e17, -1e17, big, -big, np.inf, -np.inf, np.nan],
+                 dtype=dtype)
+    tc, q = _clip(t)
+    ref = 2.0 * tc / q / q
+    out = gm1(t)
+    assert out.dtype == ref.dtype and out.tobytes() == ref.tobytes()
+    assert gm1(t[2:3]).tobytes() == ref[2:3].tobytes()
