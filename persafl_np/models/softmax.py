@@ -297,6 +297,23 @@ class SoftmaxRegression:
     def grad_many(self, W: Any, X: Any, y: Any, mask: Any = None, *,
                   validate: bool = True) -> Any:
         """(C, p) gradients vec(X_cᵀ(P_c − Y_c)/n_c + l2·W_c) (eqs. (SM-2), (CO-1))."""
+        if (type(X) is np.ndarray and type(W) is np.ndarray and type(y) is np.ndarray
+                and mask is None and not validate and y.dtype.kind in "iu"):
+            # the engine's hot path: the kernels below inlined (same operations, same bits)
+            n, m, d = X.shape
+            K, N = self.n_classes, n * m
+            Pk = (X @ W.reshape(n, d, K)).transpose(2, 0, 1).copy()     # _np_logits_t
+            Pf = Pk.reshape(K, N)                                        # _np_probs_k:
+            Pf -= np.maximum.reduce(Pf, axis=0)
+            np.exp(Pf, out=Pf)
+            Pf /= np.add.reduce(Pf, axis=0) if N != 1 else _np_class_sum(Pf)
+            flat = y.reshape(N) * N                                      # _np_label_flat_k
+            flat += _np_arange(N)
+            Pf.reshape(-1)[flat] -= 1.0
+            G = X.transpose(0, 2, 1) @ Pk.transpose(1, 2, 0)             # _np_xt_times
+            G /= m
+            g = G.reshape(n, d * K)
+            return g + self.l2 * W if self.l2 else g
         xp = fast_namespace(W, X, y, mask)
         if validate:
             self._check_many(xp, W, X, y, mask)
@@ -317,6 +334,25 @@ class SoftmaxRegression:
     def hvp_many(self, W: Any, V: Any, X: Any, y: Any, mask: Any = None, *,
                  validate: bool = True) -> Any:
         """(C, p) products ∇²f_c(W[c]) V[c] of eq. (SM-2) per client (eq. (CO-1))."""
+        if (type(X) is np.ndarray and type(W) is np.ndarray and type(V) is np.ndarray
+                and mask is None and not validate):
+            # the engine's hot path: the kernels below inlined (same operations, same bits)
+            n, m, d = X.shape
+            K, N = self.n_classes, n * m
+            Pk = (X @ W.reshape(n, d, K)).transpose(2, 0, 1).copy()     # _np_logits_t
+            Pf = Pk.reshape(K, N)                                        # _np_probs_k:
+            Pf -= np.maximum.reduce(Pf, axis=0)
+            np.exp(Pf, out=Pf)
+            Pf /= np.add.reduce(Pf, axis=0) if N != 1 else _np_class_sum(Pf)
+            Rk = (X @ V.reshape(n, d, K)).transpose(2, 0, 1).copy()     # U, class-leading
+            Rk *= Pk                                                     # P ⊙ U
+            Rf = Rk.reshape(K, N)
+            Pf *= np.add.reduce(Rf, axis=0) if N != 1 else _np_class_sum(Rf)
+            Rk -= Pk                                                     # A(p_j) u_j
+            G = X.transpose(0, 2, 1) @ Rk.transpose(1, 2, 0)             # _np_xt_times
+            G /= m
+            hv = G.reshape(n, d * K)
+            return hv + self.l2 * V if self.l2 else hv
         xp = fast_namespace(W, V, X, y, mask)
         if validate:
             self._check_many(xp, W, X, y, mask, V)

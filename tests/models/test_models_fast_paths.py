@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from persafl_np.models import LogisticRegression
+from persafl_np.models import LogisticRegression, SoftmaxRegression
 from persafl_np.models.geman_mcclure import _clip, gm1
 
 
@@ -42,3 +42,22 @@ def test_gm1_fast_path_is_the_generic_formula(dtype):
     out = gm1(t)
     assert out.dtype == ref.dtype and out.tobytes() == ref.tobytes()
     assert gm1(t[2:3]).tobytes() == ref[2:3].tobytes()
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (6, 1), (13, 20)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+def test_softmax_hot_kernels_are_the_validated_kernels(shape, dtype, l2):
+    """grad_many/hvp_many with validate=False and no mask (the engine's inlined path) equal the
+    validated path bit for bit, also for a one-row cohort (the sequential class sum)."""
+    C, m = shape
+    model = SoftmaxRegression(10, l2)
+    rng = np.random.default_rng(5)
+    for _ in range(20):     # a one-row sum rounds like a pairwise sum only now and then
+        X = (rng.normal(size=(C, m, 6)) * 2).astype(dtype)
+        y = rng.integers(0, 10, (C, m))
+        W, V = (rng.normal(size=(2, C, 60)) * 3).astype(dtype)
+        for fast, ref in ((model.grad_many(W, X, y, validate=False), model.grad_many(W, X, y)),
+                          (model.hvp_many(W, V, X, y, validate=False),
+                           model.hvp_many(W, V, X, y))):
+            assert fast.dtype == ref.dtype and fast.tobytes() == ref.tobytes()
