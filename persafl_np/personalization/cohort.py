@@ -229,6 +229,7 @@ def local_update_many(
     full = k == 0 or batch_size is None or bool(np.all(data.m[clients] <= batch_size))
     sigma = float(getattr(oracle, "sigma", 0.0)) if getattr(oracle, "adds_noise", False) else 0.0
     idx_list: list | None = [] if record else None
+    per_step = False
     if full:
         Xf, yf, mf = data.full(clients)
         G = None
@@ -268,15 +269,17 @@ def local_update_many(
     resid = np.zeros(C, dtype=np.float64)
     Y = U
     on_numpy = type(U) is np.ndarray
+    step = oracle.step_many
+    if full:
+        batches = FullBatches([(Xf, yf, mf)] * 3)  # D = D′ = D″ = all rows (any oracle)
+    elif per_step:
+        batches = [(XB[j], YB[j], None) for j in range(k)]  # views of the reused buffers
     for q in range(Q):
-        if full:
-            batches = FullBatches([(Xf, yf, mf)] * 3)  # D = D′ = D″ = all rows (any oracle)
-        elif per_step:
+        if per_step:
             data.rows_into(G[q * k:(q + 1) * k], XB, YB)
-            batches = [(XB[j], YB[j], None) for j in range(k)]
-        else:
-            batches = [(XB[q * k + j, ...], YB[q * k + j, ...], None) for j in range(k)]
-        s = oracle.step_many(kern, Y, batches, warm)
+        elif not full:
+            batches = [(XB[q * k + j], YB[q * k + j], None) for j in range(k)]
+        s = step(kern, Y, batches, warm)
         g = s.g if noise is None else s.g + noise[:, q, :]
         if rho:
             Y = Y - eta * (g + rho * (Y - U))
@@ -286,9 +289,13 @@ def local_update_many(
             Y = np.subtract(Y, t, out=t)
         else:
             Y = Y - eta * g
-        n_grad = _add(n_grad, s.n_grad)
-        n_hvp = _add(n_hvp, s.n_hvp)
-        n_inner = _add(n_inner, s.n_inner)
+        # the costs of a step are Python ints unless they differ by row (Moreau's tolerance)
+        v = s.n_grad
+        n_grad = n_grad + v if type(v) is int else _add(n_grad, v)
+        v = s.n_hvp
+        n_hvp = n_hvp + v if type(v) is int else _add(n_hvp, v)
+        v = s.n_inner
+        n_inner = n_inner + v if type(v) is int else _add(n_inner, v)
         r = s.resid
         if isinstance(r, np.ndarray):
             # same as max(resid, r) with NaN kept where it came first (as the single path)
