@@ -22,6 +22,7 @@ client and the presence of the mask are fixed per run, so shapes never depend on
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -78,6 +79,11 @@ class Kernels:
     def __init__(self, model: Any) -> None:
         self.model = model
         self.native = all(hasattr(model, k) for k in ("grad_many", "hvp_many", "loss_many"))
+        if self.native:
+            # the hot path calls the model's methods directly (same signatures as below)
+            self.grad = partial(model.grad_many, validate=False)
+            self.hvp = partial(model.hvp_many, validate=False)
+            self.loss = partial(model.loss_many, validate=False)
 
     def grad(self, W: Any, X: Any, y: Any, mask: Any = None) -> Any:
         if self.native:
