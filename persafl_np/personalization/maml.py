@@ -209,17 +209,28 @@ class MAML:
 
     def value_grad_many(self, kern: Any, W: Any, X: Any, y: Any, mask: Any,
                         L: Any = None) -> tuple[Any, Any]:
-        """Full-batch (F_c, ∇F_c) for a cohort: eqs. (MAML-1), (MAML-2), D = D′ = D″ = all rows."""
-        b = [(X, y, mask)] * 3
-        G = self.step_many(kern, W, b).g
-        return kern.loss(self.personalize_many(kern, W, X, y, mask), X, y, mask), G
+        """Full-batch (F_c, ∇F_c) for a cohort: eqs. (MAML-1), (MAML-2), D = D′ = D″ = all rows.
+
+        The adapted point θ_c = W[c] − α∇f_c(W[c]) is both the argument of F_c and the point
+        of the outer gradient: computed once (the expressions of :meth:`personalize_many` and
+        :meth:`step_many`, so the same bits as calling both)."""
+        if self.alpha == 0.0:
+            return kern.loss(W, X, y, mask), kern.grad(W, X, y, mask)
+        theta = _minus_alpha_times(W, self.alpha, kern.grad(W, X, y, mask))
+        G = kern.grad(theta, X, y, mask)
+        if self.hessian == "exact":
+            G = _minus_alpha_times(G, self.alpha, kern.hvp(W, G, X, y, mask))
+        elif self.hessian == "hessian_free":
+            G = _minus_alpha_times(G, self.alpha,
+                                   central_hvp_many(kern, W, G, X, y, mask, self.hf_delta))
+        return kern.loss(theta, X, y, mask), G
 
     def personalize_many(self, kern: Any, W: Any, X: Any, y: Any, mask: Any,
                          L: Any = None) -> Any:
         """θ_c = W[c] − α∇f_c(W[c]) on each client's full data."""
         if self.alpha == 0.0:
             return W
-        return W - self.alpha * kern.grad(W, X, y, mask)
+        return _minus_alpha_times(W, self.alpha, kern.grad(W, X, y, mask))
 
     def stochastic_grad(
         self, model: Model, w: Any, X: Any, y: Any, rng: np.random.Generator, batch_size: int | None
