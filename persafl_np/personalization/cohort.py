@@ -284,7 +284,7 @@ def local_update_many(
         if per_step:
             data.rows_into(G[q * k:(q + 1) * k], XB, YB)
         elif not full:
-            batches = [(XB[q * k + j], YB[q * k + j], None) for j in range(k)]
+            batches = [(XB[q * k + j, ...], YB[q * k + j, ...], None) for j in range(k)]
         s = step(kern, Y, batches, warm)
         g = s.g if noise is None else s.g + noise[:, q, :]
         if rho:
