@@ -130,8 +130,7 @@ class LogisticRegression:
         check_params(w, X.shape[1])
         ns = np_binary_neg_sign(y, X.dtype)
         a = X @ w
-        e = np.abs(a)
-        np.negative(e, out=e)
+        e = np.copysign(a, -1.0)                          # −|a| = −|z| (sign bit set)
         np.exp(e, out=e)                                  # e = exp(−|z|)
         r = e + 1.0
         np.divide(1.0, r, out=r)                          # 1/(1 + e)
