@@ -8,8 +8,10 @@ Prints two tables (medians of ``--repeat`` timed calls, after a warm-up):
 2. Moreau envelope: time of one mini-batch step with K fixed inner GD steps divided by Plain.
 3. absolute µs per client step at FL batch sizes b = 10, 20, 32 on the workload's softmax
    (d = 61, 10 classes): bare NumPy (the reference's hand-written gradient + update), one
-   single-client ``oracle.step``, and the cohort path (``local_update_many``, C = 100 jobs,
-   Q = 10 steps, time / (C·Q)) for Plain, exact MAML and Moreau (K = 5, fixed L).
+   single-client ``oracle.step``, and the cohort path (``local_update_many``, C jobs,
+   Q = 10 steps, time / (C·Q)) for Plain, exact MAML and Moreau (K = 5, fixed L), at
+   C = 13 (the event-mode cohort of the workload: ~13 pending jobs per computation when all
+   100 clients are in flight) and C = 100 (a synchronous round).
 
 Measured, never asserted (timings depend on the machine).
 """
@@ -124,18 +126,19 @@ def absolute(repeat: int) -> None:
     M = SoftmaxRegression(K)
     data, kern = CohortData(Xs, ys), Kernels(M)
     w = M.init_params(rng, d)
-    print("\nabsolute us per client step, softmax d=61 C=10 (cohort: 100 jobs x Q=10)")
-    print(f"{'b':>3s} {'bare numpy':>11s} {'Plain.step':>11s} {'cohort plain':>13s} "
+    print("\nabsolute us per client step, softmax d=61 C=10 (cohort: C jobs x Q=10)")
+    print(f"{'b':>3s} {'C':>4s} {'bare numpy':>11s} {'Plain.step':>11s} {'cohort plain':>13s} "
           f"{'cohort MAML':>12s} {'cohort ME K=5':>14s}")
     for b in (10, 20, 32):
-        _absolute_row(b, Xs, ys, M, data, kern, w, rng, repeat)
+        for jobs in (13, 100):
+            _absolute_row(b, jobs, Xs, ys, M, data, kern, w, rng, repeat)
 
 
-def _absolute_row(b, Xs, ys, M, data, kern, w, rng, repeat) -> None:  # noqa: ANN001
+def _absolute_row(b, n, Xs, ys, M, data, kern, w, rng, repeat) -> None:  # noqa: ANN001
     from persafl_np.personalization.cohort import local_update_many
     from persafl_np.personalization.sampling import BatchSampler
 
-    n, (m, d), K = len(Xs), Xs[0].shape, M.n_classes
+    (m, d), K = Xs[0].shape, M.n_classes
     X, y = Xs[0], ys[0]
     W = w.reshape(d, K).copy()
     idx = rng.permutation(m)[:b]
@@ -161,7 +164,7 @@ def _absolute_row(b, Xs, ys, M, data, kern, w, rng, repeat) -> None:  # noqa: AN
             local_update_many(o, kern, data, cl, U, s, 10, 0.01, b, 0.0, None)
 
         row.append(_median_time(job, max(3, repeat // 20)) / (n * 10))
-    print(f"{b:3d} {t_bare * 1e6:11.1f} {t_one * 1e6:11.1f} {row[0] * 1e6:13.1f} "
+    print(f"{b:3d} {n:4d} {t_bare * 1e6:11.1f} {t_one * 1e6:11.1f} {row[0] * 1e6:13.1f} "
           f"{row[1] * 1e6:12.1f} {row[2] * 1e6:14.1f}")
 
 

@@ -63,6 +63,7 @@ __all__ = [
     "check_targets",
     "client_counts",
     "masked_xt_mean",
+    "np_binary_neg_sign",
     "np_label_index",
     "one_hot_labels",
 ]
@@ -210,6 +211,22 @@ def np_label_index(y: np.ndarray, n_classes: int, validate: bool = True) -> np.n
         if not ok:
             raise _label_error(y, n_classes)
     return y if kind in "iu" else y.astype(np.intp)
+
+
+_NEG_SIGN: dict = {}
+
+
+def np_binary_neg_sign(y: np.ndarray, dtype: Any, validate: bool = True) -> np.ndarray:
+    """−s = 1 − 2y ∈ {+1, −1} in ``dtype`` of NumPy *integer* labels y ∈ {0, 1} (eq. (LR-1):
+    s = 2y − 1), by one look-up; with ``validate``, refuse other labels (same ``ValueError``
+    as :func:`check_labels`): an integer is 0 or 1 iff y >> 1 is 0."""
+    if validate and np.count_nonzero(y >> 1):
+        raise _label_error(y, 2)
+    table = _NEG_SIGN.get(dtype)
+    if table is None:
+        table = _NEG_SIGN[dtype] = np.array([1.0, -1.0], dtype=dtype)
+        table.flags.writeable = False
+    return table.take(y)
 
 
 def check_targets(xp: Any, y: Any, allow_int_targets: bool) -> None:

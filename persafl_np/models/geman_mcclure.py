@@ -56,6 +56,16 @@ def gm(t: Any) -> Any:
 
 def gm1(t: Any) -> Any:
     """φ'(t) = 2t/(1+t²)², eq. (GM-1)."""
+    if type(t) is np.ndarray and t.dtype.kind == "f":
+        # the same operations in place (two temporaries instead of six)
+        tc = np.maximum(t, -_CLIP if t.dtype == np.float64 else -_CLIP32)
+        np.minimum(tc, _CLIP if t.dtype == np.float64 else _CLIP32, out=tc)
+        q = np.multiply(tc, tc)
+        q += 1.0
+        np.multiply(tc, 2.0, out=tc)
+        tc /= q
+        tc /= q
+        return tc
     tc, q = _clip(t)
     return 2.0 * tc / q / q
 

@@ -22,6 +22,7 @@ client and the presence of the mask are fixed per run, so shapes never depend on
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -78,6 +79,11 @@ class Kernels:
     def __init__(self, model: Any) -> None:
         self.model = model
         self.native = all(hasattr(model, k) for k in ("grad_many", "hvp_many", "loss_many"))
+        if self.native:
+            # the hot path calls the model's methods directly (same signatures as below)
+            self.grad = partial(model.grad_many, validate=False)
+            self.hvp = partial(model.hvp_many, validate=False)
+            self.loss = partial(model.loss_many, validate=False)
 
     def grad(self, W: Any, X: Any, y: Any, mask: Any = None) -> Any:
         if self.native:
@@ -158,6 +164,16 @@ class CohortData:
         """(X, y) of global row indices G (any shape): X G.shape + (d,), y G.shape."""
         return self._gather(self.Xz, G), self._gather(self.yz, G)
 
+    def rows_into(self, G: np.ndarray, X: np.ndarray, y: np.ndarray) -> None:
+        """NumPy only: :meth:`rows` written into ``X`` (G.shape + (d,)) and ``y`` (G.shape),
+        C-contiguous buffers the caller reuses (a (C, b, d) step batch stays in cache, where
+        one gather of all Q·k batches of a job, ~4 MB at 13 jobs, does not). ``G`` must hold
+        valid row indices (``mode="clip"`` skips the buffered bounds-checked path of
+        ``np.take(out=...)``, ~3x slower)."""
+        g = G.reshape(-1)
+        np.take(self.Xz, g, axis=0, out=X.reshape(g.size, -1), mode="clip")
+        np.take(self.yz, g, axis=0, out=y.reshape(g.size), mode="clip")
+
     def full(self, clients: np.ndarray, width: int | None = None) -> tuple[Any, Any, Any]:
         """Padded full batches (X (C, W, d), y (C, W), mask (C, W) or None), W = ``width``
         (≥ every client's m; m_max by default; the evaluation pads each client to its own width).
@@ -219,24 +235,33 @@ def local_update_many(
     full = k == 0 or batch_size is None or bool(np.all(data.m[clients] <= batch_size))
     sigma = float(getattr(oracle, "sigma", 0.0)) if getattr(oracle, "adds_noise", False) else 0.0
     idx_list: list | None = [] if record else None
+    per_step = False
     if full:
         Xf, yf, mf = data.full(clients)
         G = None
         if record:
             idx_list.extend([None] * C)
     else:
-        # one (Q·k, b) draw per job, in job order within each client's own stream, written
-        # into a (Q·k, C, b) index array so that the single gather below lays the rows out
-        # (Q·k, C, b, d): every step's batch XB[s] is a C-contiguous (C, b, d) block (the
-        # kernels' grouping guarantee needs it)
-        G = np.empty((Q * k, C, batch_size), dtype=np.int64)
-        mc, oc = data.m[clients].tolist(), data.off[clients].tolist()
-        for c in range(C):
-            idx = samplers[c].take(mc[c], batch_size, Q * k)
-            if record:
-                idx_list.append(idx)
-            np.add(idx, oc[c], out=G[:, c, :])
-        XB, YB = data.rows(G)
+        # one (Q·k, b) draw per job, in job order within each client's own stream, laid side
+        # by side into a (Q·k, C, b) index array of global rows (one concatenate and one
+        # broadcast add of the clients' offsets: 2x faster than C strided adds), so that the
+        # gathers below lay the rows out (Q·k, C, b, d): every step's batch is a C-contiguous
+        # (C, b, d) block (the kernels' grouping guarantee needs it)
+        mc = data.m[clients].tolist()
+        idx = [samplers[c].take(mc[c], batch_size, Q * k) for c in range(C)]
+        if record:
+            idx_list.extend(idx)
+        G = np.concatenate(idx, axis=1, dtype=np.int64).reshape(Q * k, C, batch_size)
+        G += data.off[clients][None, :, None]
+        per_step = data.numpy and k > 1
+        if per_step:
+            # k ≥ 2 batches per step (MAML): one step's batches at a time, into two buffers
+            # reused by every step (measured 3-9 % faster for exact MAML in float64 at 13
+            # jobs; for k = 1 the single gather below is as fast or faster)
+            XB = np.empty((k, C, batch_size, data.d), dtype=data.Xz.dtype)
+            YB = np.empty((k, C, batch_size), dtype=data.yz.dtype)
+        else:
+            XB, YB = data.rows(G)
     noise = None
     p = int(U.shape[1])
     if sigma > 0.0:
@@ -250,12 +275,17 @@ def local_update_many(
     resid = np.zeros(C, dtype=np.float64)
     Y = U
     on_numpy = type(U) is np.ndarray
+    step = oracle.step_many
+    if full:
+        batches = FullBatches([(Xf, yf, mf)] * 3)  # D = D′ = D″ = all rows (any oracle)
+    elif per_step:
+        batches = [(XB[j], YB[j], None) for j in range(k)]  # views of the reused buffers
     for q in range(Q):
-        if full:
-            batches = FullBatches([(Xf, yf, mf)] * 3)  # D = D′ = D″ = all rows (any oracle)
-        else:
+        if per_step:
+            data.rows_into(G[q * k:(q + 1) * k], XB, YB)
+        elif not full:
             batches = [(XB[q * k + j, ...], YB[q * k + j, ...], None) for j in range(k)]
-        s = oracle.step_many(kern, Y, batches, warm)
+        s = step(kern, Y, batches, warm)
         g = s.g if noise is None else s.g + noise[:, q, :]
         if rho:
             Y = Y - eta * (g + rho * (Y - U))
@@ -265,9 +295,13 @@ def local_update_many(
             Y = np.subtract(Y, t, out=t)
         else:
             Y = Y - eta * g
-        n_grad = _add(n_grad, s.n_grad)
-        n_hvp = _add(n_hvp, s.n_hvp)
-        n_inner = _add(n_inner, s.n_inner)
+        # the costs of a step are Python ints unless they differ by row (Moreau's tolerance)
+        v = s.n_grad
+        n_grad = n_grad + v if type(v) is int else _add(n_grad, v)
+        v = s.n_hvp
+        n_hvp = n_hvp + v if type(v) is int else _add(n_hvp, v)
+        v = s.n_inner
+        n_inner = n_inner + v if type(v) is int else _add(n_inner, v)
         r = s.resid
         if isinstance(r, np.ndarray):
             # same as max(resid, r) with NaN kept where it came first (as the single path)

@@ -50,6 +50,15 @@ def _norm(xp: Any, v: Any) -> float:
     return float(xp.sqrt(xp.sum(v * v)))
 
 
+def _minus_alpha_times(A: Any, alpha: float, B: Any) -> Any:
+    """A − α·B, on NumPy written into the fresh product α·B (the same two roundings as the
+    expression, one (C, p) temporary fewer: the stacked step allocates nothing else)."""
+    if type(B) is np.ndarray and type(A) is np.ndarray:
+        t = np.multiply(B, alpha)
+        return np.subtract(A, t, out=t)
+    return A - alpha * B
+
+
 def central_hvp(model: Model, w: Any, v: Any, X: Any, y: Any, delta: float) -> Any:
     """Hessian-free ∇²f(w)v by a central gradient difference along u = v/‖v‖ (eq. (MAML-4)).
 
@@ -189,27 +198,39 @@ class MAML:
         if self.alpha == 0.0:
             return ManyStep(kern.grad(Y, *batches[0]), 1)
         d0, d1 = batches[0], batches[1]
-        V = kern.grad(Y - self.alpha * kern.grad(Y, *d0), *d1)
+        V = kern.grad(_minus_alpha_times(Y, self.alpha, kern.grad(Y, *d0)), *d1)
         if self.hessian == "first_order":
             return ManyStep(V, 2)
         d2 = batches[2]
         if self.hessian == "exact":
-            return ManyStep(V - self.alpha * kern.hvp(Y, V, *d2), 2, 1)
-        return ManyStep(V - self.alpha * central_hvp_many(kern, Y, V, *d2, self.hf_delta), 4)
+            return ManyStep(_minus_alpha_times(V, self.alpha, kern.hvp(Y, V, *d2)), 2, 1)
+        return ManyStep(_minus_alpha_times(
+            V, self.alpha, central_hvp_many(kern, Y, V, *d2, self.hf_delta)), 4)
 
     def value_grad_many(self, kern: Any, W: Any, X: Any, y: Any, mask: Any,
                         L: Any = None) -> tuple[Any, Any]:
-        """Full-batch (F_c, ∇F_c) for a cohort: eqs. (MAML-1), (MAML-2), D = D′ = D″ = all rows."""
-        b = [(X, y, mask)] * 3
-        G = self.step_many(kern, W, b).g
-        return kern.loss(self.personalize_many(kern, W, X, y, mask), X, y, mask), G
+        """Full-batch (F_c, ∇F_c) for a cohort: eqs. (MAML-1), (MAML-2), D = D′ = D″ = all rows.
+
+        The adapted point θ_c = W[c] − α∇f_c(W[c]) is both the argument of F_c and the point
+        of the outer gradient: computed once (the expressions of :meth:`personalize_many` and
+        :meth:`step_many`, so the same bits as calling both)."""
+        if self.alpha == 0.0:
+            return kern.loss(W, X, y, mask), kern.grad(W, X, y, mask)
+        theta = _minus_alpha_times(W, self.alpha, kern.grad(W, X, y, mask))
+        G = kern.grad(theta, X, y, mask)
+        if self.hessian == "exact":
+            G = _minus_alpha_times(G, self.alpha, kern.hvp(W, G, X, y, mask))
+        elif self.hessian == "hessian_free":
+            G = _minus_alpha_times(G, self.alpha,
+                                   central_hvp_many(kern, W, G, X, y, mask, self.hf_delta))
+        return kern.loss(theta, X, y, mask), G
 
     def personalize_many(self, kern: Any, W: Any, X: Any, y: Any, mask: Any,
                          L: Any = None) -> Any:
         """θ_c = W[c] − α∇f_c(W[c]) on each client's full data."""
         if self.alpha == 0.0:
             return W
-        return W - self.alpha * kern.grad(W, X, y, mask)
+        return _minus_alpha_times(W, self.alpha, kern.grad(W, X, y, mask))
 
     def stochastic_grad(
         self, model: Model, w: Any, X: Any, y: Any, rng: np.random.Generator, batch_size: int | None

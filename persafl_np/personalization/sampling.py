@@ -84,19 +84,19 @@ class BatchSampler:
             out = perm[pos:pos + k * b].reshape(k, b)
             out.flags.writeable = False
             return out
-        out = np.empty((k, b), dtype=np.int64)
-        j = 0
-        while j < k:
+        parts = []
+        left = k * b
+        while left:
             if perm is None or pos + b > m:
                 self._new_pass(m)
                 perm, pos = self.perm, 0
             # as many whole batches as this pass still holds, in one slice
-            n_here = min(k - j, (m - pos) // b)
-            out[j:j + n_here] = perm[pos:pos + n_here * b].reshape(n_here, b)
-            pos += n_here * b
-            j += n_here
+            n_here = min(left, (m - pos) // b * b)
+            parts.append(perm[pos:pos + n_here])
+            pos += n_here
+            left -= n_here
         self.pos = pos
-        return out
+        return np.concatenate(parts).reshape(k, b)
 
     def normal(self, shape: tuple[int, ...]) -> np.ndarray:
         """Standard normal draws (the additive-noise oracle), float64, on the host."""

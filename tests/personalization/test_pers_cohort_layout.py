@@ -1,0 +1,60 @@
+"""local_update_many's mini-batch layout (eq. (LOC-C)): the gathers and the index array are
+copies of the clients' rows in the law's order, whatever path builds them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from persafl_np.models import SoftmaxRegression
+from persafl_np.personalization import MAML, Plain
+from persafl_np.personalization.cohort import CohortData, Kernels, local_update_many
+from persafl_np.personalization.sampling import BatchSampler
+
+
+def _data(dtype, sizes=(9, 12, 7, 15)):
+    rng = np.random.default_rng(3)
+    Xs = [rng.normal(size=(m, 4)).astype(dtype) for m in sizes]
+    ys = [rng.integers(0, 3, m) for m in sizes]
+    return CohortData(Xs, ys), Xs, ys
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rows_into_equals_rows(dtype):
+    data, _, _ = _data(dtype)
+    G = np.random.default_rng(0).integers(0, int(data.m.sum()), size=(3, 2, 5))
+    X, y = data.rows(G)
+    Xb = np.full(G.shape + (data.d,), np.nan, dtype=dtype)
+    yb = np.full(G.shape, -1, dtype=data.yz.dtype)
+    data.rows_into(G, Xb, yb)
+    assert Xb.tobytes() == X.tobytes() and yb.tobytes() == y.tobytes()
+
+
+@pytest.mark.parametrize("oracle", [Plain(), MAML(0.05), MAML(0.05, "first_order")],
+                         ids=["plain", "maml", "maml_fo"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_local_update_many_is_the_per_step_recurrence(oracle, dtype):
+    """Q steps of step_many on the batches each client's sampler yields, in job order
+    (law (SIM-BATCH)), bit for bit; the recorded indices are those batches."""
+    data, Xs, ys = _data(dtype)
+    model, Q, eta, b = SoftmaxRegression(3), 3, 0.1, 3
+    kern = Kernels(model)
+    clients = np.array([2, 0, 3])
+    U = np.random.default_rng(1).normal(size=(3, 12)).astype(dtype)
+
+    def samplers():
+        return [BatchSampler(np.random.default_rng(10 + int(i))) for i in clients]
+
+    res = local_update_many(oracle, kern, data, clients, U, samplers(), Q, eta, b, 0.0, None,
+                            record=True)
+    k = oracle.batches_per_step(b)
+    idx = [s.take(len(ys[i]), b, Q * k) for s, i in zip(samplers(), clients, strict=True)]
+    Y = U
+    for q in range(Q):
+        batches = [(np.stack([Xs[i][idx[c][q * k + j]] for c, i in enumerate(clients)]),
+                    np.stack([ys[i][idx[c][q * k + j]] for c, i in enumerate(clients)]), None)
+                   for j in range(k)]
+        Y = Y - eta * oracle.step_many(kern, Y, batches).g
+    assert res.delta.tobytes() == (U - Y).tobytes()
+    for c in range(len(clients)):
+        np.testing.assert_array_equal(res.batches[c], idx[c])
