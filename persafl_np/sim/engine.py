@@ -43,6 +43,7 @@ from persafl_np.backend import array_namespace, to_device_like, to_numpy
 from persafl_np.data.federated import check_client_labels, packed_rows
 from persafl_np.fingerprint import run_fingerprint
 from persafl_np.personalization.cohort import CohortData, Kernels, local_update_many
+from persafl_np.personalization.sampling import BatchSampler
 from persafl_np.results import (
     HISTORY_FIELDS,
     JOB_DTYPE,
@@ -56,7 +57,7 @@ from persafl_np.sim import streams
 from persafl_np.sim.arrivals import EventDriven, Replay, TheoremMode, make_source
 from persafl_np.sim.checkpoint import MANIFEST, Checkpointer, as_rows, has_checkpoint
 from persafl_np.sim.evaluation import Evaluator, evaluate, padded_chunk
-from persafl_np.sim.samplers import ParkedSampler, RecordedSampler
+from persafl_np.sim.samplers import PARK_ABOVE, ParkedSampler, RecordedSampler
 
 __all__ = ["DEFAULT_COHORT_SIZE", "Problem", "batches_from_npz", "evaluate", "run"]
 
@@ -272,6 +273,8 @@ class _Run:
         if s is None:
             if self.replay_batches is not None:
                 s = RecordedSampler(i, self.replay_batches.get(i, []))
+            elif self.n <= PARK_ABOVE:
+                s = BatchSampler(partial(streams.client_rng, self.seed, i))
             else:
                 s = ParkedSampler(partial(streams.client_rng, self.seed, i), self.shared_rng)
             self.samplers[i] = s
