@@ -207,6 +207,14 @@ class CohortData:
         return self.Xz[o:o + m, ...], self.yz[o:o + m, ...]
 
 
+def _check_rows(ix: np.ndarray, m: int, client: int) -> None:
+    """Refuse batch row indices of a replayed job outside the client's rows 0..m−1 (they would
+    read another client's rows, or be clamped by the gathers' ``mode="clip"``)."""
+    if ix.size and (int(ix.min()) < 0 or int(ix.max()) >= m):
+        raise ValueError(f"batches: client {client} has {m} training rows, its batch indices "
+                         f"must lie in 0..{m - 1}, got {int(ix.min())}..{int(ix.max())}")
+
+
 def _add(acc: Any, v: Any) -> Any:
     """Counter accumulation: Python ints while every step's cost is the same for all rows."""
     if isinstance(v, np.ndarray):
@@ -249,6 +257,9 @@ def local_update_many(
         # (C, b, d) block (the kernels' grouping guarantee needs it)
         mc = data.m[clients].tolist()
         idx = [samplers[c].take(mc[c], batch_size, Q * k) for c in range(C)]
+        for c in range(C):
+            if not isinstance(samplers[c], BatchSampler):
+                _check_rows(idx[c], mc[c], int(clients[c]))  # replayed: not drawn by the law
         if record:
             idx_list.extend(idx)
         G = np.concatenate(idx, axis=1, dtype=np.int64).reshape(Q * k, C, batch_size)

@@ -58,3 +58,30 @@ def test_local_update_many_is_the_per_step_recurrence(oracle, dtype):
     assert res.delta.tobytes() == (U - Y).tobytes()
     for c in range(len(clients)):
         np.testing.assert_array_equal(res.batches[c], idx[c])
+
+
+class _Replayed:
+    """A sampler that is no BatchSampler: hands out given (Q·k, b) index arrays."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def take(self, m, b, k):
+        return self.rows
+
+
+@pytest.mark.parametrize("oracle", [Plain(), MAML(0.05)], ids=["plain", "maml"])
+def test_replayed_rows_outside_the_client_are_refused(oracle):
+    data, _, ys = _data(np.float64)
+    kern, Q, b = Kernels(SoftmaxRegression(3)), 2, 3
+    clients = np.array([1, 2])
+    U = np.zeros((2, 12))
+    k = oracle.batches_per_step(b)
+    ok = [_Replayed(np.zeros((Q * k, b), dtype=np.int64)) for _ in clients]
+    local_update_many(oracle, kern, data, clients, U, ok, Q, 0.1, b, 0.0, None)
+    for bad in (len(ys[2]), -1):          # client 2 has 7 rows: 7 is the next client's first
+        rows = np.zeros((Q * k, b), dtype=np.int64)
+        rows[1, 2] = bad
+        with pytest.raises(ValueError, match=r"client 2 has 7 training rows.*0\.\.6"):
+            local_update_many(oracle, kern, data, clients, U, [ok[0], _Replayed(rows)], Q,
+                              0.1, b, 0.0, None)
