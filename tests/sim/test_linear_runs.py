@@ -113,3 +113,4 @@ def test_handover_at_the_margin(margin, monkeypatch):
     monkeypatch.setattr(engine, "_SAFE_BOUND", margin)
     a = run(prob, alg, SPECS["event_drop"], T=150, seed=4, eval_every=11)
     _assert_same(a, b)
+
