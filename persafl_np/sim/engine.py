@@ -415,7 +415,7 @@ class _Run:
             counts = counts.tolist()
         version = state.version
         bound = float(np.abs(state.w).max()) if lin is not None else 0.0  # ≥ ‖w‖∞
-        safe = _SAFE_BOUND
+        safe, views = _SAFE_BOUND, self.row_views
 
         def materialize(hold: int = 1 << 62) -> ServerState:
             """Build the deferred versions, store them, hand the waiting jobs their models;
@@ -430,7 +430,10 @@ class _Run:
                 np.add(w, X[0], out=X[0])  # w + (−s·Δ_1) = w − s·Δ_1
                 # w − s·Δ_1 − s·Δ_2 − …, summed left to right: the one-by-one roundings; the k
                 # versions are rows of one block, each pulled by a job of this run
-                rows = [w, *np.cumsum(X, axis=0)]
+                W = np.cumsum(X, axis=0)
+                # without row views (a large run) every version owns its memory: a job
+                # pending for long, or the store, must not pin the run's block (as results)
+                rows = [w, *W] if views else [w, *(r.copy() for r in W)]
             else:
                 rows = [w]
             for j, q in dd:
