@@ -51,3 +51,26 @@ def test_no_private_imports_across_packages():
                     bad.append(f"{f.relative_to(root)}: from {node.module} import "
                                + ", ".join(a.name for a in node.names))
     assert not bad, bad
+
+
+def test_the_loop_restores_the_collector_threshold():
+    import gc
+
+    from persafl_np.algorithms import Algorithm, persafl
+    from persafl_np.models import LeastSquares
+    from persafl_np.personalization import Plain
+    from persafl_np.sim import EventDriven, Problem, run
+
+    rng = np.random.default_rng(0)
+    prob = Problem.build(LeastSquares(), Plain(),
+                         [(rng.normal(size=(4, 2)), rng.normal(size=4)) for _ in range(3)])
+    old = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        run(prob, Algorithm(persafl(0.7), Q=1, eta=0.1), EventDriven(), T=20, seed=0)
+        assert gc.get_threshold() == (700, 10, 10)
+        gc.set_threshold(10**6, 10, 10)  # a caller's own higher threshold is left alone
+        run(prob, Algorithm(persafl(0.7), Q=1, eta=0.1), EventDriven(), T=20, seed=0)
+        assert gc.get_threshold() == (10**6, 10, 10)
+    finally:
+        gc.set_threshold(*old)

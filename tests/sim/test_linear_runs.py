@@ -113,3 +113,21 @@ def test_handover_at_the_margin(margin, monkeypatch):
     monkeypatch.setattr(engine, "_SAFE_BOUND", margin)
     a = run(prob, alg, SPECS["event_drop"], T=150, seed=4, eval_every=11)
     _assert_same(a, b)
+
+
+
+def test_pending_jobs_do_not_pin_a_run_block_in_large_runs(monkeypatch):
+    """Without row views (engine._VIEW_BYTES exceeded) a job dispatched in a deferred run
+    holds its own copy of its version, not a view of the run's block; same bits."""
+    from persafl_np.sim import engine
+    from persafl_np.sim.engine import _Run
+
+    prob = _softmax()
+    alg = Algorithm(persafl(0.7), Q=2, eta=0.1, batch_size=3)
+    ref = run(prob, alg, SPECS["event"], T=60, seed=2, eval_every=7)
+    monkeypatch.setattr(engine, "_VIEW_BYTES", 0)
+    r = _Run(prob, alg, SPECS["event"], 60, 2, 7, None)
+    r.step_until(30)
+    held = [*r.pending.values(), *r.store.values(), r.state.w]
+    assert all(u.base is None or u.base.ndim == 1 for u in held)  # no (k, p) block behind
+    assert run(prob, alg, SPECS["event"], T=60, seed=2, eval_every=7).digest() == ref.digest()

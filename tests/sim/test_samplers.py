@@ -49,8 +49,7 @@ def test_parked_and_live_samplers_make_the_same_run(resume_parked, tmp_path, mon
     from persafl_np.algorithms import Algorithm, persafl
     from persafl_np.models import LeastSquares
     from persafl_np.personalization import MAML
-    from persafl_np.sim import EventDriven, Problem, run
-    from persafl_np.sim import engine
+    from persafl_np.sim import EventDriven, Problem, engine, run
 
     rng = np.random.default_rng(0)
     clients = [(rng.normal(size=(11, 3)), rng.normal(size=11)) for _ in range(5)]
