@@ -483,7 +483,10 @@ class _Run:
                 r = done.pop(i, None)
                 if r is None:
                     if dz or dd:  # the jobs to compute may pull deferred versions
-                        state = materialize(pulled)
+                        # (keep w^pulled in the store if this job has to read it there: it was
+                        # not dispatched, now or in the run — theorem mode, replay)
+                        started = i in pending or any(j == i for j, _ in dd)
+                        state = materialize(1 << 62 if started else pulled)
                     if i not in pending:  # theorem mode, replay: the job starts at its arrival
                         pending[i] = store[pulled] if pull is None else pull(state, i)
                         if ahead is not None:  # theorem mode, replay: coming jobs computable now
