@@ -148,3 +148,17 @@ def test_the_store_keeps_only_the_current_version_in_event_mode():
     r.step_until(400)
     assert sizes and max(sizes) <= 2, max(sizes)
     assert r.counters["max_staleness"] > 50
+
+
+@pytest.mark.parametrize("run_bytes", [1, 3 * 4 * 18])
+def test_runs_cut_at_the_byte_cap_are_the_same(run_bytes, monkeypatch):
+    """A deferred run is built whenever its Δs reach engine._RUN_BYTES (cap 2 and 3 rows of
+    the 18-parameter model here): same bits as one by one."""
+    from persafl_np.sim import engine
+
+    prob = _softmax()
+    alg = Algorithm(persafl(0.7), Q=2, eta=0.1, batch_size=3)
+    b = run(prob, _one_by_one(alg), SPECS["event"], T=90, seed=5, eval_every=13)
+    monkeypatch.setattr(engine, "_RUN_BYTES", run_bytes)
+    a = run(prob, alg, SPECS["event"], T=90, seed=5, eval_every=13)
+    _assert_same(a, b)
