@@ -172,6 +172,8 @@ class Problem:
 #: ~13 jobs anyway) and 199 / 892 / 1412 / 1717 (sync rounds of 100). 128 covers a 100-client
 #: round and keeps a MAML cohort's gathers at ~37 MB (float64).
 DEFAULT_COHORT_SIZE = 128
+#: A deferred run is built once its Δs reach this many bytes (theory/simulator.md §3.3).
+_RUN_BYTES = 4 * 2**20
 #: The cyclic collector's generation-0 threshold while the event loop runs (step_until).
 _GC_GEN0 = 50_000
 #: Results stay views of their cohort's block when every block they could keep alive
@@ -416,6 +418,9 @@ class _Run:
         version = state.version
         bound = float(np.abs(state.w).max()) if lin is not None else 0.0  # ≥ ‖w‖∞
         safe, views = _SAFE_BOUND, self.row_views
+        # at most _RUN_BYTES of Δs per deferred run (materialize holds ~3 such blocks)
+        w0 = state.w
+        run_cap = max(2, _RUN_BYTES // max(1, int(w0.shape[0]) * getattr(w0.dtype, "itemsize", 8)))
 
         def materialize(hold: int = 1 << 62) -> ServerState:
             """Build the deferred versions, store them, hand the waiting jobs their models;
@@ -483,7 +488,10 @@ class _Run:
                 r = done.pop(i, None)
                 if r is None:
                     if dz or dd:  # the jobs to compute may pull deferred versions
-                        state = materialize(pulled)
+                        # (keep w^pulled in the store if this job has to read it there: it was
+                        # not dispatched, now or in the run — theorem mode, replay)
+                        started = i in pending or any(j == i for j, _ in dd)
+                        state = materialize(1 << 62 if started else pulled)
                     if i not in pending:  # theorem mode, replay: the job starts at its arrival
                         pending[i] = store[pulled] if pull is None else pull(state, i)
                         if ahead is not None:  # theorem mode, replay: coming jobs computable now
@@ -526,6 +534,8 @@ class _Run:
                             self.state, self.now = state, now
                             self.counts[:] = counts
                             self._eval()
+                        elif len(dz) >= run_cap:  # the run's (k, p) blocks stay small
+                            state = materialize()
                         continue
                     if not accepted:
                         w_grad += g_i

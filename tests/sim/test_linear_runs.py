@@ -131,3 +131,34 @@ def test_pending_jobs_do_not_pin_a_run_block_in_large_runs(monkeypatch):
     held = [*r.pending.values(), *r.store.values(), r.state.w]
     assert all(u.base is None or u.base.ndim == 1 for u in held)  # no (k, p) block behind
     assert run(prob, alg, SPECS["event"], T=60, seed=2, eval_every=7).digest() == ref.digest()
+
+
+def test_the_store_keeps_only_the_current_version_in_event_mode():
+    """Deferred runs must not keep old versions for stale arrivals whose jobs are pending
+    (their models are held by the jobs; the store needs only the current version)."""
+    from persafl_np.sim.engine import _Run
+
+    prob = _softmax(n=12)
+    alg = Algorithm(persafl(0.7), Q=1, eta=0.1, batch_size=3)
+    spec = EventDriven(job_time=JobTime("pareto", shape=1.1))
+    r = _Run(prob, alg, spec, 400, 0, 10**9, None)
+    sizes = []
+    compute = r._compute
+    r._compute = lambda first: (sizes.append(len(r.store)), compute(first))[1]
+    r.step_until(400)
+    assert sizes and max(sizes) <= 2, max(sizes)
+    assert r.counters["max_staleness"] > 50
+
+
+@pytest.mark.parametrize("run_bytes", [1, 3 * 4 * 18])
+def test_runs_cut_at_the_byte_cap_are_the_same(run_bytes, monkeypatch):
+    """A deferred run is built whenever its Δs reach engine._RUN_BYTES (cap 2 and 3 rows of
+    the 18-parameter model here): same bits as one by one."""
+    from persafl_np.sim import engine
+
+    prob = _softmax()
+    alg = Algorithm(persafl(0.7), Q=2, eta=0.1, batch_size=3)
+    b = run(prob, _one_by_one(alg), SPECS["event"], T=90, seed=5, eval_every=13)
+    monkeypatch.setattr(engine, "_RUN_BYTES", run_bytes)
+    a = run(prob, alg, SPECS["event"], T=90, seed=5, eval_every=13)
+    _assert_same(a, b)
