@@ -2,7 +2,11 @@
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/bench_workload.py [--repeats 3]
         [--inner 3] [--updates 1000] [--modes sync_fedavg,al_event,...]
-        [--dtypes float32,float64] [--cohort-sweep]
+        [--dtypes float32,float64] [--cohort-sweep] [--paired R]
+
+``--paired R`` replaces the table by R (reference, mode) pairs run back to back per mode and
+dtype, the ratio taken within each pair (median, min, max): on a VM whose speed drifts by
+1.5x within a minute, this is the ratio least exposed to the drift.
 
 Workload (issue 9; ../shared/reference/README.md): FedProx Synthetic(0.5, 0.5) from the
 reference's own ``make_synthetic.generate`` (100 clients × 250 samples, 200 train / 50 test,
@@ -162,6 +166,10 @@ def main() -> None:
     ap.add_argument("--dtypes", default="float32,float64")
     ap.add_argument("--cohort-sweep", action="store_true",
                     help="also time al_event and sync_fedavg at cohort_size 1, 8, 32, 128, 512")
+    ap.add_argument("--paired", type=int, default=0, metavar="R",
+                    help="instead: R back-to-back (reference, mode) pairs per mode and dtype, "
+                         "the ratio taken within each pair (less exposed to the machine's "
+                         "drift); prints the median and the range")
     ap.add_argument("--worker", nargs=5, metavar=("MODE", "DTYPE", "UPDATES", "COHORT", "INNER"))
     a = ap.parse_args()
     if a.worker:
@@ -172,6 +180,9 @@ def main() -> None:
     if "reference" not in modes:
         modes.insert(0, "reference")
     dtypes = a.dtypes.split(",")
+    if a.paired:
+        _paired(modes, dtypes, a.paired, a.updates, a.inner)
+        return
     rows: dict[tuple[str, str], list[dict]] = {}
     for rep in range(a.repeats):
         for dt in dtypes:
@@ -209,6 +220,24 @@ def main() -> None:
                     v = statistics.median(vals)
                     base = base or v
                     print(f"| {m} | {dt} | {cs} | {v:,.0f} | {v / base:.2f} |", flush=True)
+
+
+def _paired(modes: list[str], dtypes: list[str], R: int, updates: int, inner: int) -> None:
+    """``--paired R``: per (mode, dtype), R pairs (reference, mode) run back to back."""
+    print("| mode | dtype | pairs | ratio to loop (median) | min | max |")
+    print("|---|---|---:|---:|---:|---:|")
+    for dt in dtypes:
+        for m in modes:
+            if m == "reference":
+                continue
+            u = max(N_CLIENTS, int(updates * SCALE.get(m, 1.0)))
+            ratios = []
+            for _ in range(R):
+                ref = _spawn("reference", dt, updates, None, inner)
+                r = _spawn(m, dt, u, None, inner)
+                ratios.append((r["updates"] / r["wall"]) / (ref["updates"] / ref["wall"]))
+            print(f"| {m} | {dt} | {R} | {statistics.median(ratios):.2f} | {min(ratios):.2f} | "
+                  f"{max(ratios):.2f} |", flush=True)
 
 
 if __name__ == "__main__":
