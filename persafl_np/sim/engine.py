@@ -427,9 +427,11 @@ class _Run:
             ``hold``: a version the arrival being processed may still read from the store."""
             nonlocal store_lo
             k, w = len(dz), state.w
-            if k == 1:
-                rows = [w, w - lin * dz[0]]  # the rule's own expression
-            elif k:
+            if k <= 3:  # short runs (theorem mode): the rule's own expression, one by one
+                rows = [w]
+                for d in dz:
+                    rows.append(rows[-1] - lin * d)
+            else:
                 X = np.concatenate(dz).reshape(k, -1)
                 np.multiply(X, -lin, out=X)  # −s·Δ_j = −(s·Δ_j): the rule's rounding
                 np.add(w, X[0], out=X[0])  # w + (−s·Δ_1) = w − s·Δ_1
@@ -439,8 +441,6 @@ class _Run:
                 # without row views (a large run) every version owns its memory: a job
                 # pending for long, or the store, must not pin the run's block (as results)
                 rows = [w, *W] if views else [w, *(r.copy() for r in W)]
-            else:
-                rows = [w]
             for j, q in dd:
                 pending[j] = rows[q]
             v0 = state.version

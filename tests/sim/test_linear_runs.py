@@ -162,3 +162,22 @@ def test_runs_cut_at_the_byte_cap_are_the_same(run_bytes, monkeypatch):
     monkeypatch.setattr(engine, "_RUN_BYTES", run_bytes)
     a = run(prob, alg, SPECS["event"], T=90, seed=5, eval_every=13)
     _assert_same(a, b)
+
+
+def test_long_runs_use_the_running_sum(monkeypatch):
+    """Runs of more than three updates are built by the running sum (SIM-LIN); make sure the
+    comparisons above exercise it."""
+    from persafl_np.sim import engine
+
+    calls = []
+    real = np.cumsum
+    monkeypatch.setattr(engine.np, "cumsum",
+                        lambda *a, **k: (np.ndim(a[0]) == 2 and calls.append(len(a[0])),
+                                         real(*a, **k))[1])
+    prob = _softmax(n=40)
+    alg = Algorithm(persafl(0.7), Q=1, eta=0.1, batch_size=3)
+    b = run(prob, _one_by_one(alg), SPECS["event"], T=200, seed=1, eval_every=50)
+    assert not calls
+    a = run(prob, alg, SPECS["event"], T=200, seed=1, eval_every=50)
+    assert calls and max(calls) > 3
+    _assert_same(a, b)
