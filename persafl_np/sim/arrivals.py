@@ -492,7 +492,7 @@ class _EventSource:
         (drawn and queued) at its arrival: exactly what k rounds of :meth:`next` +
         :meth:`after` do to the queue, the job indices and the push counter."""
         q = self.q
-        times, at, seq = q.times, q.at, q.seq
+        times, at, seq, add = q.times, q.at, q.seq, q.add
         jobidx, start_t, ubase = self.jobidx, self.start_t, self.ubase
         item, quantile = self.ub.item, self.quantile
         plain = self.plain_law
@@ -517,17 +517,9 @@ class _EventSource:
             else:
                 end = t + self._duration(i, j)
             start_t[i] = t
-            # EventQueue.push inlined
-            e = (end, kind, i, seq)
+            heappush(times, end)  # EventQueue.push, its counter kept in a local
+            add((end, kind, i, seq))
             seq += 1
-            heappush(times, end)
-            c = at.get(end)
-            if c is None:
-                at[end] = e
-            elif type(c) is tuple:
-                at[end] = [c, e]
-            else:
-                c.append(e)
         q.seq = seq
         self.now = t
         self.blk, self.bk = out, 0

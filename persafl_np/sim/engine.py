@@ -513,22 +513,26 @@ class _Run:
                     trace.flush()
                 if lin is not None:
                     step = lin * norm  # ≥ ‖s·Δ‖∞ (up to rounding, far inside the margin)
-                    if accepted and bound + step <= safe:
-                        # every entry of the new model is ≤ bound + step in size: finite
-                        dz.append(delta)
-                        bound += step
-                        version += 1
-                        counts[i] += 1
-                        applied += 1
-                        if tau > max_tau:
-                            max_tau = tau
+                    if not accepted or bound + step <= safe:
+                        if accepted:
+                            # every entry of the new model is ≤ bound + step in size: finite
+                            dz.append(delta)
+                            bound += step
+                            version += 1
+                            counts[i] += 1
+                            applied += 1
+                            if tau > max_tau:
+                                max_tau = tau
+                        else:
+                            w_grad += g_i
+                            w_hvp += h_i
                         after(a, version)
                         if dispatched:
                             q = len(dz)
                             for j, _ in dispatched:
                                 dd.append((j, q))
                             dispatched.clear()
-                        if version % eval_every == 0 or version == T:
+                        if accepted and (version % eval_every == 0 or version == T):
                             state = materialize()
                             c["arrivals"] = arrivals
                             self.state, self.now = state, now
@@ -536,16 +540,6 @@ class _Run:
                             self._eval()
                         elif len(dz) >= run_cap:  # the run's (k, p) blocks stay small
                             state = materialize()
-                        continue
-                    if not accepted:
-                        w_grad += g_i
-                        w_hvp += h_i
-                        after(a, version)
-                        if dispatched:
-                            q = len(dz)
-                            for j, _ in dispatched:
-                                dd.append((j, q))
-                            dispatched.clear()
                         continue
                     # near the overflow margin (or a non-finite Δ): one by one, checked
                     if dz or dd:

@@ -47,9 +47,11 @@ class EventQueue:
         e = (time, kind, client, self.seq)
         self.seq += 1
         heappush(self.times, time)
-        self._add(e)
+        self.add(e)
 
-    def _add(self, e: tuple[float, int, int, int]) -> None:
+    def add(self, e: tuple[float, int, int, int]) -> None:
+        """File event ``e`` under its time in ``at`` (its time must go on the heap too:
+        :meth:`push` does both; a caller that pushes the time itself calls this)."""
         at, t = self.at, e[0]
         b = at.get(t)
         if b is None:
@@ -98,7 +100,7 @@ class EventQueue:
         self.times, self.at = [], {}
         for t, k, c, q in s["heap"]:
             e = (float(t), int(k), int(c), int(q))
-            self._add(e)
+            self.add(e)
             self.times.append(e[0])
         heapify(self.times)
         self.seq = int(s["seq"])

@@ -50,6 +50,18 @@ def _assert_same(a, b):
         np.testing.assert_array_equal(a.jobs[k], b.jobs[k])
 
 
+def _patched_is_one_by_one(monkeypatch, constant, value, spec, *, eta, T, seed, eval_every):
+    """A run with engine.<constant> = value (deferral on) equals the one-by-one run."""
+    from persafl_np.sim import engine
+
+    prob = _softmax()
+    alg = Algorithm(persafl(0.7), Q=2, eta=eta, batch_size=3)
+    b = run(prob, _one_by_one(alg), spec, T=T, seed=seed, eval_every=eval_every)
+    monkeypatch.setattr(engine, constant, value)
+    a = run(prob, alg, spec, T=T, seed=seed, eval_every=eval_every)
+    _assert_same(a, b)
+
+
 @pytest.mark.parametrize("dtype", [None, "float32"])
 @pytest.mark.parametrize("name", sorted(SPECS))
 def test_deferred_runs_are_the_one_by_one_updates(name, dtype):
@@ -105,14 +117,8 @@ def test_resume_in_the_middle_of_a_deferred_run(tmp_path):
 def test_handover_at_the_margin(margin, monkeypatch):
     """With a tiny margin the run keeps crossing it: deferred runs end, one-by-one steps with
     the finiteness check take over, deferral resumes when ‖w‖∞ shrinks — same bits."""
-    from persafl_np.sim import engine
-
-    prob = _softmax()
-    alg = Algorithm(persafl(0.7), Q=2, eta=0.3, batch_size=3)
-    b = run(prob, _one_by_one(alg), SPECS["event_drop"], T=150, seed=4, eval_every=11)
-    monkeypatch.setattr(engine, "_SAFE_BOUND", margin)
-    a = run(prob, alg, SPECS["event_drop"], T=150, seed=4, eval_every=11)
-    _assert_same(a, b)
+    _patched_is_one_by_one(monkeypatch, "_SAFE_BOUND", margin, SPECS["event_drop"], eta=0.3,
+                           T=150, seed=4, eval_every=11)
 
 
 
@@ -154,14 +160,8 @@ def test_the_store_keeps_only_the_current_version_in_event_mode():
 def test_runs_cut_at_the_byte_cap_are_the_same(run_bytes, monkeypatch):
     """A deferred run is built whenever its Δs reach engine._RUN_BYTES (cap 2 and 3 rows of
     the 18-parameter model here): same bits as one by one."""
-    from persafl_np.sim import engine
-
-    prob = _softmax()
-    alg = Algorithm(persafl(0.7), Q=2, eta=0.1, batch_size=3)
-    b = run(prob, _one_by_one(alg), SPECS["event"], T=90, seed=5, eval_every=13)
-    monkeypatch.setattr(engine, "_RUN_BYTES", run_bytes)
-    a = run(prob, alg, SPECS["event"], T=90, seed=5, eval_every=13)
-    _assert_same(a, b)
+    _patched_is_one_by_one(monkeypatch, "_RUN_BYTES", run_bytes, SPECS["event"], eta=0.1, T=90,
+                           seed=5, eval_every=13)
 
 
 def test_long_runs_use_the_running_sum(monkeypatch):
