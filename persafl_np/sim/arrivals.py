@@ -492,7 +492,7 @@ class _EventSource:
         (drawn and queued) at its arrival: exactly what k rounds of :meth:`next` +
         :meth:`after` do to the queue, the job indices and the push counter."""
         q = self.q
-        times, at, seq, add = q.times, q.at, q.seq, q.add
+        times, seq, add = q.times, q.seq, q.add
         jobidx, start_t, ubase = self.jobidx, self.start_t, self.ubase
         item, quantile = self.ub.item, self.quantile
         plain = self.plain_law
@@ -500,14 +500,9 @@ class _EventSource:
         push = out.append
         t = self.now
         B, kind = _UBLOCK, ARRIVAL
+        pop = q.pop
         for _ in range(k):
-            t = heappop(times)
-            b = at[t]
-            if type(b) is tuple:
-                del at[t]
-            else:
-                b = q.pop_tie(t, b)
-            i = b[2]
+            t, _kind, i, _seq = pop()
             push((t, i, start_t[i]))
             j = jobidx[i]
             jobidx[i] = j + 1

@@ -511,6 +511,16 @@ class _Run:
                 trace_append((now, v_before, i, pulled, tau, accepted, norm))
                 if len(trace_rows) >= chunk:
                     trace.flush()
+                if accepted:
+                    if step_scale is not None:  # reads the counts before this update
+                        delta = delta * step_scale(counts, i, tau)
+                    counts[i] += 1
+                    applied += 1
+                    if tau > max_tau:
+                        max_tau = tau
+                else:
+                    w_grad += g_i
+                    w_hvp += h_i
                 if lin is not None:
                     step = lin * norm  # ≥ ‖s·Δ‖∞ (up to rounding, far inside the margin)
                     if not accepted or bound + step <= safe:
@@ -519,13 +529,6 @@ class _Run:
                             dz.append(delta)
                             bound += step
                             version += 1
-                            counts[i] += 1
-                            applied += 1
-                            if tau > max_tau:
-                                max_tau = tau
-                        else:
-                            w_grad += g_i
-                            w_hvp += h_i
                         after(a, version)
                         if dispatched:
                             q = len(dz)
@@ -546,16 +549,7 @@ class _Run:
                         state = materialize()
                     bound = float(np.abs(state.w).max()) + step
                 if accepted:
-                    if step_scale is not None:
-                        delta = delta * step_scale(counts, i, tau)
                     state = update(state, new_tuple(Contribution, (delta, u, tau, flush, i)))
-                    counts[i] += 1
-                    applied += 1
-                    if tau > max_tau:
-                        max_tau = tau
-                else:
-                    w_grad += g_i
-                    w_hvp += h_i
                 v = version = state.version
                 after(a, v)
                 if dispatched:
