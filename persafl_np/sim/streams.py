@@ -27,8 +27,11 @@ __all__ = [
     "PURPOSE_SERVER",
     "client_rng",
     "client_keys",
+    "U_MAX",
     "counter_uniform",
     "counter_uniforms",
+    "unit_float",
+    "unit_floats",
     "data_rng",
     "init_rng",
     "server_rng",
@@ -108,22 +111,38 @@ def client_keys(seed: int, purpose: int, n: int) -> np.ndarray:
     return _mix_np(b ^ _mix_np(idx))
 
 
+#: The largest uniform: (2⁵³ − 1 + ½)/2⁵³ rounds to 1.0 in float64 (once in 2⁵³ draws), which
+#: would make an infinite log-normal or half-normal duration; that one value is 1 − 2⁻⁵³.
+U_MAX = 1.0 - 2.0**-53
+
+
+def unit_float(t: int) -> float:
+    """(t + ½)/2⁵³ for a 53-bit integer t, in the open interval (0, 1) (see :data:`U_MAX`)."""
+    u = (t + 0.5) * (1.0 / 9007199254740992.0)
+    return u if u < 1.0 else U_MAX
+
+
+def unit_floats(t: np.ndarray) -> np.ndarray:
+    """Elementwise :func:`unit_float` of a uint64 array of 53-bit integers."""
+    u = (t.astype(np.float64) + 0.5) * (1.0 / 9007199254740992.0)
+    return np.minimum(u, U_MAX, out=u)
+
+
 def counter_uniform(key: int, j: int) -> float:
     """The j-th uniform draw of the stream with key ``key``: a float in the open interval (0, 1).
 
-    u = (⌊H(k + (j+1)·γ) / 2¹¹⌋ + ½) / 2⁵³ with H = :func:`_mix`, written out here because it
-    runs once per job on the simulator's hot path (the call was ~10% of an event).
+    u = (⌊H(k + (j+1)·γ) / 2¹¹⌋ + ½) / 2⁵³ with H = :func:`_mix` (:func:`unit_float`), the
+    hash written out here because it runs once per job on the simulator's hot path.
     """
     z = (int(key) + (int(j) + 2) * _GOLDEN) & _MASK
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
     z ^= z >> 31
-    return ((z >> 11) + 0.5) * (1.0 / 9007199254740992.0)
+    return unit_float(z >> 11)
 
 
 def counter_uniforms(keys: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Vectorised :func:`counter_uniform` (same values, elementwise)."""
     with np.errstate(over="ignore"):
         z = keys.astype(np.uint64) + (j.astype(np.uint64) + np.uint64(1)) * np.uint64(_GOLDEN)
-    z = _mix_np(z)
-    return ((z >> np.uint64(11)).astype(np.float64) + 0.5) * (1.0 / 9007199254740992.0)
+    return unit_floats(_mix_np(z) >> np.uint64(11))

@@ -329,3 +329,30 @@ def test_no_job_can_finish_stalls_with_a_message(make_problem):
     res = run(make_problem(n=2, m=2, d=1), ALG, spec, T=5, seed=0)
     assert res.status == "stalled" and "no job can finish" in res.message
     assert len(res.history) == 1  # the initial evaluation is kept
+
+
+def test_counter_uniforms_stay_inside_the_open_unit_interval():
+    """(2⁵³ − 1 + ½)/2⁵³ rounds to 1.0 in float64; that one value is U_MAX = 1 − 2⁻⁵³ instead
+    (an infinite log-normal draw otherwise); every other value is unchanged."""
+    import math
+
+    from persafl_np.sim import JobTime
+    from persafl_np.sim.streams import (
+        U_MAX,
+        counter_uniform,
+        counter_uniforms,
+        unit_float,
+        unit_floats,
+    )
+
+    top = 2**53 - 1
+    assert (top + 0.5) * 2.0**-53 == 1.0  # the rounding the clamp is for
+    assert unit_float(top) == U_MAX < 1.0
+    assert unit_float(0) == 2.0**-54 and unit_float(top - 1) == (top - 1 + 0.5) * 2.0**-53
+    t = np.array([0, 1, top - 1, top], dtype=np.uint64)
+    assert unit_floats(t).tolist() == [unit_float(int(x)) for x in t]
+    assert math.isfinite(JobTime("lognormal", sigma=2.0).quantile(U_MAX))
+    keys = np.arange(1, 50, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    j = np.arange(49, dtype=np.int64)
+    assert counter_uniforms(keys, j).tolist() == [counter_uniform(int(k), int(i))
+                                                  for k, i in zip(keys, j, strict=True)]
