@@ -15,7 +15,8 @@
   results of the jobs in flight (≤ τ + 1, resp. C = concurrency), p parameters each, plus
   per-client models for ``local`` and Moreau warm starts (n·p each);
 * ``streams``: one parked batch sampler per client when mini-batches are drawn (~1 KiB each
-  with its permutation and dict entry, measured at 10⁵ clients);
+  with its permutation and dict entry, measured at 10⁵ clients; up to 10⁴ clients the samplers
+  keep live generators instead, ~1.5 KiB each, at most ~15 MB: within the estimate's ±2×);
 * ``cohort``: the buffers of one cohort of ``cohort_size`` jobs — the (Q·k, C, b, d + 1) gather of
   its mini-batch rows and ~8 (C, p) blocks (pulled models, iterates, gradients, results) — and of
   one evaluation call (up to EVAL_CHUNK clients of one padded width; estimated as EVAL_CHUNK
