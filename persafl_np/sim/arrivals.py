@@ -430,13 +430,7 @@ class _EventSource:
         j = self.jobidx[i]
         self.jobidx[i] = j + 1
         now = self.now
-        if self.plain_law:
-            # _duration(i, j) for a random law without speeds or latencies, inlined: hot path.
-            r = j - self.ubase[i]
-            u = self.ub.item(i, r) if 0 <= r < _UBLOCK else self._u(i, j)
-            end = now + self.quantile(u)
-        else:
-            end = now + self._duration(i, j)
+        end = now + self._duration(i, j)  # (blocked runs draw in _simulate, not here)
         fail = self.dropout > 0 and counter_uniform(self.dkeys[i], j) < self.dropout
         if end > self.off_t[i]:
             end, fail = self.off_t[i], True

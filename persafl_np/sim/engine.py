@@ -247,8 +247,8 @@ class _Run:
         self.noise = bool(getattr(problem.oracle, "adds_noise", False))
         self.zeros = self.xp.zeros_like(problem.w0)
         w0 = problem.w0
-        blocks = n * min(n, self.cohort_size) * int(w0.shape[0]) * getattr(w0.dtype, "itemsize", 8)
-        self.row_views = blocks <= _VIEW_BYTES
+        self.row_bytes = int(w0.shape[0]) * getattr(w0.dtype, "itemsize", 8)  # one p-vector
+        self.row_views = n * min(n, self.cohort_size) * self.row_bytes <= _VIEW_BYTES
 
     # -- helpers
     def _shares(self) -> np.ndarray:
@@ -419,8 +419,7 @@ class _Run:
         bound = float(np.abs(state.w).max()) if lin is not None else 0.0  # ≥ ‖w‖∞
         safe, views = _SAFE_BOUND, self.row_views
         # at most _RUN_BYTES of Δs per deferred run (materialize holds ~3 such blocks)
-        w0 = state.w
-        run_cap = max(2, _RUN_BYTES // max(1, int(w0.shape[0]) * getattr(w0.dtype, "itemsize", 8)))
+        run_cap = max(2, _RUN_BYTES // max(1, self.row_bytes))
 
         def materialize(hold: int = 1 << 62) -> ServerState:
             """Build the deferred versions, store them, hand the waiting jobs their models;
