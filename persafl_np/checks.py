@@ -859,8 +859,8 @@ def check_oracle(
                                    BatchSampler(np.random.default_rng(100 + c)), bsz,
                                    prox=prox)
                 note("local_update", res.delta[r, ...], one.delta)
-                counters_equal &= (int(res.n_grad[r]), int(res.n_hvp[r]),
-                                   int(res.n_inner[r])) == (one.n_grad, one.n_hvp, one.n_inner)
+                counts = tuple(int(v[r]) for v in res.row_counts())
+                counters_equal &= counts == (one.n_grad, one.n_hvp, one.n_inner)
                 alone = local_update_many(oracle, kern, data, group[r:r + 1],
                                           Wg[r:r + 1, ...],
                                           [BatchSampler(np.random.default_rng(100 + c))], 3,

@@ -52,19 +52,58 @@ class ManyStep(NamedTuple):
 class FullBatches(list):
     """The ``batches`` argument of ``step_many`` for a full-batch step: ``[(X, y, mask)] * 3``,
     every batch being all of each row's client data (padded, with ``mask``). A plain list
-    holds mini-batches; oracles may tell the two apart (the Moreau envelope's inner L)."""
+    holds mini-batches; oracles may tell the two apart (the Moreau envelope's inner L).
+
+    ``FullBatches(load=f)`` gathers lazily: ``f()`` → (X, y, mask) runs on the first access,
+    so an oracle that never reads the data (one that draws no batch and needs no gradient of
+    it) costs no (C, m_max, d) gather per cohort."""
+
+    __slots__ = ("_load",)
+
+    def __init__(self, items: Any = (), load: Any = None) -> None:
+        super().__init__(items)
+        self._load = load
+
+    def _fill(self) -> None:
+        load = self._load
+        if load is not None:
+            self._load = None
+            super().extend([load()] * 3)
+
+    def __getitem__(self, k: Any) -> Any:
+        self._fill()
+        return super().__getitem__(k)
+
+    def __iter__(self) -> Any:
+        self._fill()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._fill()
+        return super().__len__()
 
 
 class CohortUpdate(NamedTuple):
-    """Result of :func:`local_update_many` (row c = job c)."""
+    """Result of :func:`local_update_many` (row c = job c).
+
+    ``n_grad``, ``n_hvp``, ``n_inner``: each an int when every row has the same count (the
+    usual case: building (C,) arrays of one value per cohort is measurable engine overhead),
+    else a (C,) int64 array; :meth:`row_counts` gives the (C,) arrays either way. ``resid``:
+    (C,) float64, or 0.0 when no step reported a residual."""
 
     delta: Any
-    n_grad: np.ndarray
-    n_hvp: np.ndarray
-    n_inner: np.ndarray
-    resid: np.ndarray
+    n_grad: int | np.ndarray
+    n_hvp: int | np.ndarray
+    n_inner: int | np.ndarray
+    resid: float | np.ndarray
     warm: Any
     batches: list | None
+
+    def row_counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(n_grad, n_hvp, n_inner) as (C,) int64 arrays."""
+        C = int(self.delta.shape[0])
+        return tuple(np.broadcast_to(np.asarray(v, dtype=np.int64), (C,)).copy()
+                     for v in (self.n_grad, self.n_hvp, self.n_inner))
 
 
 class Kernels:
@@ -245,7 +284,6 @@ def local_update_many(
     idx_list: list | None = [] if record else None
     per_step = False
     if full:
-        Xf, yf, mf = data.full(clients)
         G = None
         if record:
             idx_list.extend([None] * C)
@@ -283,12 +321,13 @@ def local_update_many(
     n_grad: Any = 0
     n_hvp: Any = 0
     n_inner: Any = 0
-    resid = np.zeros(C, dtype=np.float64)
+    resid: Any = 0.0  # a (C,) array once a step reports a residual
     Y = U
     on_numpy = type(U) is np.ndarray
     step = oracle.step_many
     if full:
-        batches = FullBatches([(Xf, yf, mf)] * 3)  # D = D′ = D″ = all rows (any oracle)
+        # D = D′ = D″ = all rows (any oracle), gathered on first use
+        batches = FullBatches(load=partial(data.full, clients))
     elif per_step:
         batches = [(XB[j], YB[j], None) for j in range(k)]  # views of the reused buffers
     for q in range(Q):
@@ -314,14 +353,11 @@ def local_update_many(
         v = s.n_inner
         n_inner = n_inner + v if type(v) is int else _add(n_inner, v)
         r = s.resid
-        if isinstance(r, np.ndarray):
+        if isinstance(r, np.ndarray) or r > 0:
+            if type(resid) is float:
+                resid = np.zeros(C, dtype=np.float64)
             # same as max(resid, r) with NaN kept where it came first (as the single path)
-            resid = np.where(r > resid, r, resid)
-        elif r > 0:
-            resid = np.maximum(resid, r)
+            resid = np.where(r > resid, r, resid) if isinstance(r, np.ndarray) else \
+                np.maximum(resid, r)
         warm = s.warm
-
-    def rows(v: Any) -> np.ndarray:
-        return v if isinstance(v, np.ndarray) else np.full(C, v, dtype=np.int64)
-
-    return CohortUpdate(U - Y, rows(n_grad), rows(n_hvp), rows(n_inner), resid, warm, idx_list)
+    return CohortUpdate(U - Y, n_grad, n_hvp, n_inner, resid, warm, idx_list)

@@ -191,6 +191,11 @@ def _stack(rows: list, xp: Any) -> Any:
     return xp.stack(rows)
 
 
+def _per_row(v: Any) -> Any:
+    """A cohort counter as an iterable of Python ints (one per row)."""
+    return repeat(v) if type(v) is int else v.tolist()
+
+
 def batches_from_npz(z: Any) -> dict[int, list]:
     """Per-client lists of (Q·k, b) batch arrays, in job order, from a ``batches.npz``."""
     out: dict[int, list] = {}
@@ -362,8 +367,8 @@ class _Run:
         #            batch rows)
         # (repeat(None) for absent fields: the inner zip stops at the C rows)
         self.done.update(zip(g, zip(
-            us if self.alg.rule.needs_pulled else repeat(None), Dr, norms, res.n_grad.tolist(),
-            res.n_hvp.tolist(), res.n_inner.tolist(), Wr,
+            us if self.alg.rule.needs_pulled else repeat(None), Dr, norms, _per_row(res.n_grad),
+            _per_row(res.n_hvp), _per_row(res.n_inner), Wr,
             repeat(None) if res.batches is None else res.batches, strict=False), strict=True))
 
     def _flush(self) -> None:
