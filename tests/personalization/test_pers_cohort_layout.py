@@ -85,3 +85,46 @@ def test_replayed_rows_outside_the_client_are_refused(oracle):
         with pytest.raises(ValueError, match=r"client 2 has 7 training rows.*0\.\.6"):
             local_update_many(oracle, kern, data, clients, U, [ok[0], _Replayed(rows)], Q,
                               0.1, b, 0.0, None)
+
+
+def test_full_batches_gather_on_first_use_only():
+    """FullBatches(load=...) is the list [(X, y, mask)] * 3 of data.full, built by the first
+    access (index, iteration or len) and only then; an oracle that reads no batch never
+    gathers, and full-batch local updates are unchanged (the gather happens inside)."""
+    from persafl_np.personalization.cohort import FullBatches
+
+    data, _, _ = _data(np.float64)
+    clients = np.array([2, 0, 3], dtype=np.int64)
+    calls = []
+
+    def load():
+        calls.append(1)
+        return data.full(clients)
+
+    fb = FullBatches(load=load)
+    assert calls == []
+    X, y, mask = fb[0]
+    assert calls == [1] and len(fb) == 3 and list(fb) == [fb[0]] * 3 and calls == [1]
+    Xr, yr, mr = data.full(clients)
+    assert X.tobytes() == Xr.tobytes() and y.tobytes() == yr.tobytes()
+    assert (mask is None) == (mr is None) and (mask is None or mask.tobytes() == mr.tobytes())
+    assert isinstance(fb, list) and list(FullBatches([(1, 2, 3)] * 3)) == [(1, 2, 3)] * 3
+
+    class Blind(Plain):
+        def step_many(self, kern, Y, batches, warm=None):
+            from persafl_np.personalization.cohort import ManyStep
+            return ManyStep(np.zeros_like(Y), 1)
+
+    full_calls = []
+    orig = data.full
+    data.full = lambda *a: full_calls.append(a) or orig(*a)
+    model = SoftmaxRegression(3)
+    U = np.zeros((3, model.num_params(4)))
+    res = local_update_many(Blind(), Kernels(model), data, clients, U, None, 2, 0.1, None,
+                            0.0, None)
+    assert full_calls == [] and not res.delta.any()
+    assert (res.n_grad, res.n_hvp, res.n_inner) == (2, 0, 0)
+    assert [a.tolist() for a in res.row_counts()] == [[2] * 3, [0] * 3, [0] * 3]
+    res = local_update_many(Plain(), Kernels(model), data, clients, U, None, 2, 0.1, None,
+                            0.0, None)
+    assert len(full_calls) == 1 and res.delta.any()
