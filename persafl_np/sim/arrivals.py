@@ -530,6 +530,17 @@ class _EventSource:
         self.now = t
         self.blk, self.bk = out, 0
 
+    def block(self) -> tuple[list[tuple[float, int, float]], int]:
+        """(simulated arrivals (time, client, job start), index of the first unserved one),
+        simulating the next block first when every arrival of this one was served.
+
+        For the engine's fast path (theory/simulator.md §3.2): it serves ``blk[bk:]`` itself
+        with exactly the bookkeeping of :meth:`next` + :meth:`after` in blocked mode (job row,
+        ``pulled``, ``n_dropped``) and stores the new position in ``bk``."""
+        if self.bk == len(self.blk):
+            self._simulate(_SIM_BLOCK)
+        return self.blk, self.bk
+
     def next(self, version: int) -> Arrival | None:
         if self.blocked:
             bk = self.bk

@@ -55,7 +55,7 @@ from persafl_np.results import (
     Trace,
 )
 from persafl_np.sim import streams
-from persafl_np.sim.arrivals import EventDriven, Replay, TheoremMode, make_source
+from persafl_np.sim.arrivals import APPLIED, DROPPED, EventDriven, Replay, TheoremMode, make_source
 from persafl_np.sim.checkpoint import MANIFEST, Checkpointer, as_rows, has_checkpoint
 from persafl_np.sim.evaluation import Evaluator, evaluate, padded_chunk
 from persafl_np.sim.samplers import PARK_ABOVE, ParkedSampler, RecordedSampler
@@ -425,6 +425,11 @@ class _Run:
         safe, views = _SAFE_BOUND, self.row_views
         # at most _RUN_BYTES of Δs per deferred run (materialize holds ~3 such blocks)
         run_cap = max(2, _RUN_BYTES // max(1, self.row_bytes))
+        # the fast path of the blocked event source (below)
+        fast = lin is not None and bool(getattr(src, "blocked", False)) and not dispatched
+        if fast:
+            src_pulled, src_jobs, drop, tau_max = src.pulled, src.jobs, src.drop, src.tau_max
+            job_rows = src_jobs.pending
 
         def materialize(hold: int = 1 << 62) -> ServerState:
             """Build the deferred versions, store them, hand the waiting jobs their models;
@@ -469,6 +474,80 @@ class _Run:
             gc.set_threshold(_GC_GEN0, gc_old[1], gc_old[2])
         try:
             while version < stop_version:
+                if fast and arrivals < max_arr:
+                    # The blocked source with a deferred linear rule: arrivals served straight
+                    # from the simulated block, with next + after's bookkeeping written out
+                    # (job row, pulled, n_dropped) and the lin branch below; no Arrival tuple,
+                    # no dispatched list (~40 % of an event's instructions). It returns to the
+                    # general body for the stop conditions and for an arrival that would cross
+                    # the overflow margin, which it leaves unserved.
+                    blk, bk = src.block()
+                    nb = len(blk)
+                    try:
+                        while version < stop_version and arrivals < max_arr:
+                            if bk == nb:
+                                src.bk = bk
+                                blk, bk = src.block()
+                                nb = len(blk)
+                            t, i, s0 = blk[bk]
+                            r = done.pop(i, None)
+                            if r is None:  # its cohort: every pending job, all dispatched
+                                if dz or dd:
+                                    state = materialize()
+                                compute(i)
+                                r = done.pop(i)
+                            p = src_pulled[i]
+                            tau = version - p
+                            ok = not drop or tau <= tau_max
+                            norm = r[2]
+                            step = lin * norm
+                            if ok and bound + step > safe:
+                                done[i] = r  # the general body serves it, checked
+                                break
+                            bk += 1
+                            job_rows.append((i, s0, t, p, APPLIED if ok else DROPPED))
+                            if len(job_rows) >= chunk:
+                                src_jobs.flush()
+                            _, delta, _, g_i, h_i, in_i, wm, bidx = r
+                            if wm is not None:
+                                warm[i] = wm
+                            if record:
+                                batch_log.append((arrivals, i, bidx))
+                            n_grad += g_i
+                            n_hvp += h_i
+                            n_inner += in_i
+                            arrivals += 1
+                            now = t
+                            trace_append((t, version, i, p, tau, ok, norm))
+                            if len(trace_rows) >= chunk:
+                                trace.flush()
+                            if ok:
+                                counts[i] += 1
+                                applied += 1
+                                if tau > max_tau:
+                                    max_tau = tau
+                                dz.append(delta)
+                                bound += step
+                                version += 1
+                            else:
+                                w_grad += g_i
+                                w_hvp += h_i
+                                src.n_dropped += 1
+                            src_pulled[i] = version
+                            dd.append((i, len(dz)))
+                            if ok and (version % eval_every == 0 or version == T):
+                                src.bk = bk
+                                state = materialize()
+                                c["arrivals"] = arrivals
+                                self.state, self.now = state, now
+                                self.counts[:] = counts
+                                self._eval()
+                            elif len(dz) >= run_cap:
+                                state = materialize()
+                    finally:
+                        src.bk = bk
+                    if version >= stop_version or arrivals >= max_arr:
+                        continue
                 if arrivals >= max_arr:
                     self.status = "stalled"
                     self.message = f"stopped after max_arrivals={max_arr} arrivals"

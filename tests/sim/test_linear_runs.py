@@ -181,3 +181,29 @@ def test_long_runs_use_the_running_sum(monkeypatch):
     a = run(prob, alg, SPECS["event"], T=200, seed=1, eval_every=50)
     assert calls and max(calls) > 3
     _assert_same(a, b)
+
+
+@pytest.mark.parametrize("name", ["event", "event_drop"])
+def test_fast_path_serves_the_block_and_equals_the_general_loop(name, monkeypatch):
+    """The engine's fast path for the blocked source (theory/simulator.md §3.2–3.3) serves
+    every arrival from the simulated block (``next`` is never called), and a run through it —
+    with a max_arrivals stop, recorded batches and small cohorts — is the one-by-one run
+    through the general loop bit for bit, batches included."""
+    from persafl_np.sim import arrivals
+
+    prob = _softmax()
+    alg = Algorithm(persafl(0.7), Q=2, eta=0.2, batch_size=3)
+    kw = dict(T=10**6, seed=6, eval_every=13, max_arrivals=97, record_batches=True,
+              cohort_size=2)
+    b = run(prob, _one_by_one(alg), SPECS[name], **kw)
+    calls = []
+    orig = arrivals._EventSource.next
+    monkeypatch.setattr(arrivals._EventSource, "next",
+                        lambda self, v: calls.append(v) or orig(self, v))
+    a = run(prob, alg, SPECS[name], **kw)
+    assert calls == [] and a.status == b.status == "stalled"
+    assert a.counters["arrivals"] == 97
+    _assert_same(a, b)
+    assert set(a.batches) == set(b.batches)
+    for k in a.batches:
+        np.testing.assert_array_equal(a.batches[k], b.batches[k])
