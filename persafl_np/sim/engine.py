@@ -183,6 +183,10 @@ _VIEW_BYTES = 64 * 2**20
 #: then no entry can overflow, and the one-by-one finiteness check cannot fire.
 _SAFE_BOUND = 1e300
 
+#: The deferred run's running sum over rows (np.cumsum's own ufunc, without its wrapper).
+_running_sum = np.add.accumulate
+
+
 def _stack(rows: list, xp: Any) -> Any:
     """(C, p) from C vectors of p entries (np.stack's checks cost ~10 µs per cohort; the values
     are copied either way)."""
@@ -422,7 +426,7 @@ class _Run:
             counts = counts.tolist()
         version = state.version
         bound = float(np.abs(state.w).max()) if lin is not None else 0.0  # ≥ ‖w‖∞
-        safe, views = _SAFE_BOUND, self.row_views
+        safe, views, add_acc = _SAFE_BOUND, self.row_views, _running_sum
         # at most _RUN_BYTES of Δs per deferred run (materialize holds ~3 such blocks)
         run_cap = max(2, _RUN_BYTES // max(1, self.row_bytes))
         # the fast path of the blocked event source (below)
@@ -443,13 +447,16 @@ class _Run:
             else:
                 X = np.concatenate(dz).reshape(k, -1)
                 np.multiply(X, -lin, out=X)  # −s·Δ_j = −(s·Δ_j): the rule's rounding
-                np.add(w, X[0], out=X[0])  # w + (−s·Δ_1) = w − s·Δ_1
-                # w − s·Δ_1 − s·Δ_2 − …, summed left to right: the one-by-one roundings; the k
-                # versions are rows of one block, each pulled by a job of this run
-                W = np.cumsum(X, axis=0)
+                x0 = X[0]
+                x0 += w  # (−s·Δ_1) + w = w − s·Δ_1 (IEEE addition commutes exactly)
+                # w − s·Δ_1 − s·Δ_2 − …, summed left to right (add.accumulate is cumsum, a
+                # sequential sum): the one-by-one roundings; the k versions are rows of one
+                # block, each pulled by a job of this run
+                W = add_acc(X, axis=0)
                 # without row views (a large run) every version owns its memory: a job
                 # pending for long, or the store, must not pin the run's block (as results)
-                rows = [w, *W] if views else [w, *(r.copy() for r in W)]
+                rows = list(W) if views else [r.copy() for r in W]
+                rows.insert(0, w)
             for j, q in dd:
                 pending[j] = rows[q]
             v0 = state.version
