@@ -369,7 +369,9 @@ class SoftmaxRegression:
 
     def sample_smoothness(self, X: Any, y: Any) -> np.ndarray:
         """L_j = ‖x_j‖²/2 + l2 of every one-row objective, shape X.shape[:-1] (eq. (M-4))."""
-        return row_sq_norms(X) / 2.0 + self.l2
+        Lj = row_sq_norms(X)
+        Lj /= 2.0
+        return Lj + self.l2 if self.l2 else Lj    # x + 0.0 is x for the norms (≥ +0 or NaN)
 
     def hessian_lipschitz(self, X: Any, y: Any) -> float:
         """ρ = min(max_j‖x_j‖‖X‖₂²/m, (1/m)Σ‖x_j‖³)/√2 (Prop. SM-2)."""
