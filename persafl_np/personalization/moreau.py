@@ -188,7 +188,10 @@ def solve_prox_many(
         return ProxMany(W, np.zeros(0), np.zeros(0, dtype=np.int64), np.ones(0, dtype=np.int64))
     L = np.asarray(L, dtype=np.float64)
     if on_np:
-        step_all = (1.0 / (lam + L)).astype(W.dtype, copy=False)[:, None]
+        # the per-row step spread over the whole (C, p) block once: a (C, 1) operand makes
+        # every iteration's multiply a row-by-row broadcast loop (~2.4x slower at 13 x 610)
+        step_all = np.repeat((1.0 / (lam + L)).astype(W.dtype, copy=False)[:, None],
+                             W.shape[1], axis=1)
     else:
         step_all = xp.asarray(to_device_like(1.0 / (lam + L), W), dtype=W.dtype)[:, None]
     tol_v = -1.0 if tol is None else float(tol)
@@ -201,6 +204,8 @@ def solve_prox_many(
     if method == "nesterov":
         q = np.sqrt(lam / (lam + L))
         mom_all = xp.asarray(to_device_like((1.0 - q) / (1.0 + q), W), dtype=W.dtype)[:, None]
+        if on_np:
+            mom_all = np.repeat(mom_all, W.shape[1], axis=1)
         mom, x_prev = mom_all, theta
     k = 0
     while True:
@@ -209,18 +214,22 @@ def solve_prox_many(
             t = theta - Wa
             t *= lam
             gh = np.add(kern.grad(theta, Xa, ya, ma), t, out=t)
-            r = np.sqrt(np.add.reduce(gh * gh, axis=1)).astype(np.float64, copy=False)
+            sq = np.add.reduce(gh * gh, axis=1)
+            # a fixed K before its last iterate: no row can stop unless ‖∇h‖² is not finite
+            # (NaN propagates through maximum), and r = √(‖∇h‖²) is not needed
+            skip = tol is None and k < max_steps and np.maximum.reduce(sq) < math.inf
+            r = None if skip else np.sqrt(sq).astype(np.float64, copy=False)
         else:
             gh = kern.grad(theta, Xa, ya, ma) + lam * (theta - Wa)
             r = np.asarray(to_numpy(xp.sqrt(xp.sum(gh * gh, axis=1))), dtype=np.float64)
         # No row stops at this iterate iff k < max_steps and every r is finite and > tol
         # (NaN propagates through minimum/maximum): two reductions instead of the elementwise
-        # stopping vector on most iterations (with tol None only the finiteness test remains).
-        if not (k < max_steps and (tol is None or np.minimum.reduce(r) > tol_v)
-                and np.maximum.reduce(r) < math.inf):
-            done = (r <= tol_v) | (k >= max_steps) | ~np.isfinite(r)
-        else:
+        # stopping vector on most iterations.
+        if r is None or (k < max_steps and (tol is None or np.minimum.reduce(r) > tol_v)
+                         and np.maximum.reduce(r) < math.inf):
             done = None
+        else:
+            done = (r <= tol_v) | (k >= max_steps) | ~np.isfinite(r)
         if done is not None and k and act.size == C and bool(done.all()):
             # every row stops at the same iterate (a fixed K, the common case): θ itself is
             # the stacked result (a fresh array for k ≥ 1), no per-row copy-out

@@ -309,3 +309,24 @@ def test_stacked_prox_shortcuts_equal_the_row_removal_path(method, tol):
     if tol is not None:  # the tolerance made rows stop at different iterates
         assert len(set(a.n_inner.tolist())) > 1
     assert (W.tobytes(), theta0.tobytes()) == before
+    # a row whose step 1/(λ + L) is huge diverges and stops mid-way at a non-finite residual
+    # (found by the finiteness test of ‖∇h‖²): the other rows are unaffected, and the row
+    # stops where it stops alone
+    Ld = L.copy()
+    Ld[C] = -2.0 + 1e-9
+    Wd, t0d = W.copy(), theta0.copy()
+    Wd[C], t0d[C] = W[0], theta0[0]
+    for steps in (5, 60):
+        a = solve_prox_many(kern, W[:C], X[:C], y[:C], None, 2.0, L[:C], theta0=theta0[:C],
+                            method=method, max_steps=steps, tol=tol)
+        with np.errstate(over="ignore", invalid="ignore"):   # the diverging row
+            ref = solve_prox_many(kern, Wd, X, y, None, 2.0, Ld, theta0=t0d, method=method,
+                                  max_steps=steps, tol=tol)
+            one = solve_prox_many(kern, Wd[C:], X[C:], y[C:], None, 2.0, Ld[C:],
+                                  theta0=t0d[C:], method=method, max_steps=steps, tol=tol)
+        assert a.theta.tobytes() == ref.theta[:C].tobytes()
+        assert a.residual.tobytes() == ref.residual[:C].tobytes()
+        np.testing.assert_array_equal(a.n_inner, ref.n_inner[:C])
+        assert ref.n_inner[C] == one.n_inner[0]
+        if steps == 60:
+            assert 0 < ref.n_inner[C] < steps and not math.isfinite(ref.residual[C])
