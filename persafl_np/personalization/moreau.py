@@ -169,6 +169,16 @@ def _take_rows(xp: Any, sel: Any, A: Any) -> Any:
     return A[sel] if type(A) is np.ndarray else xp.take(A, sel, axis=0)
 
 
+def _batch_grad(kern: Any, X: Any, y: Any, mask: Any) -> Any:
+    """θ ↦ kern.grad(θ, X, y, mask) for the inner solver's fixed batch; through the model's
+    ``grad_many_on`` (labels prepared once) when the kernels call the model's own
+    ``grad_many`` (same bits)."""
+    on = getattr(getattr(kern, "model", None), "grad_many_on", None)
+    if on is not None and getattr(kern, "native", False):
+        return on(X, y, mask)
+    return lambda theta: kern.grad(theta, X, y, mask)
+
+
 def solve_prox_many(
     kern: Any, W: Any, X: Any, y: Any, mask: Any, lam: float, L: np.ndarray, *,
     theta0: Any = None, method: str = "gd", max_steps: int = DEFAULT_MAX_INNER,
@@ -208,19 +218,20 @@ def solve_prox_many(
             mom_all = np.repeat(mom_all, W.shape[1], axis=1)
         mom, x_prev = mom_all, theta
     k = 0
+    grad = _batch_grad(kern, Xa, ya, ma)
     while True:
         if on_np:
             # ∇h = ∇f(θ) + λ(θ − w) and its row norms, temporaries reused (same arithmetic)
             t = theta - Wa
             t *= lam
-            gh = np.add(kern.grad(theta, Xa, ya, ma), t, out=t)
+            gh = np.add(grad(theta), t, out=t)
             sq = np.add.reduce(gh * gh, axis=1)
             # a fixed K before its last iterate: no row can stop unless ‖∇h‖² is not finite
             # (NaN propagates through maximum), and r = √(‖∇h‖²) is not needed
             skip = tol is None and k < max_steps and np.maximum.reduce(sq) < math.inf
             r = None if skip else np.sqrt(sq).astype(np.float64, copy=False)
         else:
-            gh = kern.grad(theta, Xa, ya, ma) + lam * (theta - Wa)
+            gh = grad(theta) + lam * (theta - Wa)
             r = np.asarray(to_numpy(xp.sqrt(xp.sum(gh * gh, axis=1))), dtype=np.float64)
         # No row stops at this iterate iff k < max_steps and every r is finite and > tol
         # (NaN propagates through minimum/maximum): two reductions instead of the elementwise
@@ -249,6 +260,7 @@ def solve_prox_many(
             theta, gh, Wa, Xa, ya, step = take(theta), take(gh), take(Wa), take(Xa), take(ya), \
                 take(step)
             ma = None if ma is None else take(ma)
+            grad = _batch_grad(kern, Xa, ya, ma)
             if method == "nesterov":
                 mom, x_prev = take(mom), take(x_prev)
         if on_np:
