@@ -22,8 +22,9 @@ matmul, and the rows of P − Y (and of A(p)U) are multiplied by the padding mas
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -177,6 +178,15 @@ def _np_xt_times(X: np.ndarray, Rk: np.ndarray, n: Any, mask: Any) -> np.ndarray
     return G.reshape(X.shape[0], -1)
 
 
+def _np_grad(W: np.ndarray, X: np.ndarray, flat: np.ndarray, K: int, n: Any,
+             mask: Any) -> np.ndarray:
+    """(n, d·K) rows vec(X_cᵀ(P_c − Y_c))/n_c of the class-leading kernels, the labels given by
+    their flat indices ``flat`` (:func:`_np_label_flat_k`) (eq. (SM-2), no l2 term)."""
+    Pk = _np_probs_k(W, X, K)
+    Pk.reshape(-1)[flat] -= 1.0
+    return _np_xt_times(X, Pk, n, mask)
+
+
 @dataclass(frozen=True)
 class SoftmaxRegression:
     """Softmax regression with ``n_classes`` ≥ 2 and ridge ``l2`` ≥ 0; d·C parameters."""
@@ -308,9 +318,9 @@ class SoftmaxRegression:
         if validate:
             self._check_many(xp, W, X, y, mask)
         if xp is NUMPY_NAMESPACE:
-            Pk = _np_probs_k(W, X, self.n_classes)
-            Pk.reshape(-1)[_np_label_flat_k(y, self.n_classes, validate)] -= 1.0
-            g = _np_xt_times(X, Pk, client_counts(xp, X, mask), mask)
+            K = self.n_classes
+            g = _np_grad(W, X, _np_label_flat_k(y, K, validate), K, client_counts(xp, X, mask),
+                         mask)
             return g + self.l2 * W if self.l2 else g
         R = self._probs_many(xp, W, X) - one_hot_labels(xp, y, self.n_classes, X.dtype,
                                                         validate)
@@ -320,6 +330,23 @@ class SoftmaxRegression:
         G = xp.reshape(xp.matrix_transpose(X) @ R, (X.shape[0], -1))
         g = G / (n if mask is None else n[..., None])
         return g + self.l2 * W if self.l2 else g
+
+    def grad_many_on(self, X: Any, y: Any, mask: Any = None) -> Callable[[Any], Any]:
+        """W ↦ ``grad_many(W, X, y, mask, validate=False)`` on one batch evaluated at many
+        points (the Moreau inner solver, ``personalization.moreau.solve_prox_many``): on NumPy
+        the labels' flat indices are computed once, not at every call (same bits)."""
+        if not (type(X) is np.ndarray and type(y) is np.ndarray
+                and (mask is None or type(mask) is np.ndarray)):
+            return partial(self.grad_many, X=X, y=y, mask=mask, validate=False)
+        K, l2 = self.n_classes, self.l2
+        flat = _np_label_flat_k(y, K, False)
+        n = client_counts(NUMPY_NAMESPACE, X, mask)
+
+        def grad(W: np.ndarray) -> np.ndarray:
+            g = _np_grad(W, X, flat, K, n, mask)
+            return g + l2 * W if l2 else g
+
+        return grad
 
     def hvp_many(self, W: Any, V: Any, X: Any, y: Any, mask: Any = None, *,
                  validate: bool = True) -> Any:
@@ -369,7 +396,9 @@ class SoftmaxRegression:
 
     def sample_smoothness(self, X: Any, y: Any) -> np.ndarray:
         """L_j = ‖x_j‖²/2 + l2 of every one-row objective, shape X.shape[:-1] (eq. (M-4))."""
-        return row_sq_norms(X) / 2.0 + self.l2
+        Lj = row_sq_norms(X)
+        Lj /= 2.0
+        return Lj + self.l2 if self.l2 else Lj    # x + 0.0 is x for the norms (≥ +0 or NaN)
 
     def hessian_lipschitz(self, X: Any, y: Any) -> float:
         """ρ = min(max_j‖x_j‖‖X‖₂²/m, (1/m)Σ‖x_j‖³)/√2 (Prop. SM-2)."""

@@ -61,3 +61,30 @@ def test_softmax_hot_kernels_are_the_validated_kernels(shape, dtype, l2):
                           (model.hvp_many(W, V, X, y, validate=False),
                            model.hvp_many(W, V, X, y))):
             assert fast.dtype == ref.dtype and fast.tobytes() == ref.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("ydtype", [np.int64, np.float64])
+def test_softmax_grad_many_on_is_grad_many(dtype, l2, masked, ydtype):
+    """grad_many_on(X, y, mask) prepares the labels once; at every point it equals
+    grad_many(W, X, y, mask, validate=False) bit for bit (NumPy), and under array_api_strict it
+    is grad_many itself."""
+    model = SoftmaxRegression(4, l2)
+    rng = np.random.default_rng(8)
+    C, m = 5, 9
+    X = (rng.normal(size=(C, m, 3)) * 2).astype(dtype)
+    y = rng.integers(0, 4, (C, m)).astype(ydtype)
+    mask = (np.arange(m)[None, :] < rng.integers(1, m + 1, C)[:, None]).astype(dtype) \
+        if masked else None
+    g = model.grad_many_on(X, y, mask)
+    for _ in range(4):
+        W = (rng.normal(size=(C, 12)) * 3).astype(dtype)
+        out, ref = g(W), model.grad_many(W, X, y, mask, validate=False)
+        assert out.dtype == ref.dtype and out.tobytes() == ref.tobytes()
+    xs = pytest.importorskip("array_api_strict")
+    Xs, ys, Ws = xs.asarray(X), xs.asarray(y.astype(np.int64)), xs.asarray(W)
+    ms = None if mask is None else xs.asarray(mask)
+    a = np.asarray(model.grad_many_on(Xs, ys, ms)(Ws))
+    np.testing.assert_array_equal(a, np.asarray(model.grad_many(Ws, Xs, ys, ms, validate=False)))

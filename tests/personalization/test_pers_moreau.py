@@ -271,3 +271,62 @@ def test_step_smoothness_per_sample_bound_full_batch_exact_and_fallback():
         assert s.n_inner == K and s.inner_residual == ref.residual
     # the three L differ here, so the test tells them apart
     assert len({round(c[2], 12) for c in cases}) == 3
+
+
+@pytest.mark.parametrize("method,tol", [("gd", None), ("gd", 1e-6), ("nesterov", None),
+                                        ("nesterov", 1e-6)])
+def test_stacked_prox_shortcuts_equal_the_row_removal_path(method, tol):
+    """solve_prox_many skips the stopping vector while no row can stop and returns θ itself
+    when every row stops at the same iterate; a row that stops at once (a NaN start) sends the
+    same rows through the row-removal path: results and counters must agree bit for bit, and
+    the caller's W and θ₀ must be left untouched."""
+    from persafl_np.models import SoftmaxRegression
+    from persafl_np.personalization.cohort import Kernels
+    from persafl_np.personalization.moreau import solve_prox_many
+
+    rng = np.random.default_rng(3)
+    C, b, d, K = 6, 7, 5, 3
+    X, y = rng.normal(size=(C + 1, b, d)), rng.integers(0, K, (C + 1, b))
+    W = rng.normal(size=(C + 1, d * K))
+    W[C] = np.nan
+    theta0 = W + 0.1 * rng.normal(size=W.shape)
+    L = 0.5 + rng.random(C + 1)
+    kern = Kernels(SoftmaxRegression(K))
+    before = W.tobytes(), theta0.tobytes()
+    for steps in (1, 4, 60):
+        a = solve_prox_many(kern, W[:C], X[:C], y[:C], None, 2.0, L[:C], theta0=theta0[:C],
+                            method=method, max_steps=steps, tol=tol)
+        ref = solve_prox_many(kern, W, X, y, None, 2.0, L, theta0=theta0, method=method,
+                              max_steps=steps, tol=tol)
+        assert ref.n_inner[C] == 0 and math.isnan(ref.residual[C])
+        assert a.theta.tobytes() == ref.theta[:C].tobytes()
+        assert a.residual.tobytes() == ref.residual[:C].tobytes()
+        np.testing.assert_array_equal(a.n_inner, ref.n_inner[:C])
+        np.testing.assert_array_equal(a.n_grad, a.n_inner + 1)
+        if tol is None:
+            assert np.all(a.n_inner == steps)
+        assert a.theta is not W and a.theta is not theta0
+    if tol is not None:  # the tolerance made rows stop at different iterates
+        assert len(set(a.n_inner.tolist())) > 1
+    assert (W.tobytes(), theta0.tobytes()) == before
+    # a row whose step 1/(λ + L) is huge diverges and stops mid-way at a non-finite residual
+    # (found by the finiteness test of ‖∇h‖²): the other rows are unaffected, and the row
+    # stops where it stops alone
+    Ld = L.copy()
+    Ld[C] = -2.0 + 1e-9
+    Wd, t0d = W.copy(), theta0.copy()
+    Wd[C], t0d[C] = W[0], theta0[0]
+    for steps in (5, 60):
+        a = solve_prox_many(kern, W[:C], X[:C], y[:C], None, 2.0, L[:C], theta0=theta0[:C],
+                            method=method, max_steps=steps, tol=tol)
+        with np.errstate(over="ignore", invalid="ignore"):   # the diverging row
+            ref = solve_prox_many(kern, Wd, X, y, None, 2.0, Ld, theta0=t0d, method=method,
+                                  max_steps=steps, tol=tol)
+            one = solve_prox_many(kern, Wd[C:], X[C:], y[C:], None, 2.0, Ld[C:],
+                                  theta0=t0d[C:], method=method, max_steps=steps, tol=tol)
+        assert a.theta.tobytes() == ref.theta[:C].tobytes()
+        assert a.residual.tobytes() == ref.residual[:C].tobytes()
+        np.testing.assert_array_equal(a.n_inner, ref.n_inner[:C])
+        assert ref.n_inner[C] == one.n_inner[0]
+        if steps == 60:
+            assert 0 < ref.n_inner[C] < steps and not math.isfinite(ref.residual[C])
