@@ -200,11 +200,48 @@ def _per_row(v: Any) -> Any:
     return repeat(v) if type(v) is int else v.tolist()
 
 
-def batches_from_npz(z: Any) -> dict[int, list]:
-    """Per-client lists of (Q·k, b) batch arrays, in job order, from a ``batches.npz``."""
+def batches_from_npz(z: Any, m: Any = None) -> dict[int, list]:
+    """Per-client lists of (Q·k, b) batch arrays, in job order, from a ``batches.npz``.
+
+    The file's layout is checked first (``ValueError`` naming what is wrong): integer arrays
+    ``client`` (J,), ``shape`` (J, 2) ≥ 0, ``offset`` (J + 1,) rising from 0 by each job's
+    rows to ``len(rows)``. With ``m`` (each client's number of training rows) the client ids
+    must lie in 0..len(m)−1 and every row index of client i in 0..m_i − 1."""
+    need = ("client", "offset", "rows", "shape")
+    have = set(getattr(z, "files", None) or z.keys())
+    missing = [k for k in need if k not in have]
+    if missing:
+        raise ValueError(f"batches: missing array(s) {', '.join(missing)} (a batches.npz holds "
+                         f"{', '.join(need)})")
+    cl, off, rows, shape = (np.asarray(z[k]) for k in need)
+    for name, a in (("client", cl), ("offset", off), ("rows", rows), ("shape", shape)):
+        if a.size and a.dtype.kind not in "iu":
+            raise ValueError(f"batches: {name} must hold integers, got dtype {a.dtype}")
+    J = cl.shape[0] if cl.ndim == 1 else -1
+    if J < 0 or shape.shape != (J, 2) or off.shape != (J + 1,) or rows.ndim != 1:
+        raise ValueError(f"batches: expected client (J,), shape (J, 2), offset (J+1,), rows "
+                         f"(N,), got {cl.shape}, {shape.shape}, {off.shape}, {rows.shape}")
+    sizes = shape[:, 0].astype(np.int64) * shape[:, 1] if J else np.zeros(0, np.int64)
+    if (shape < 0).any() or int(off[0]) != 0 or (np.diff(off) != sizes).any() \
+            or int(off[-1]) != rows.shape[0]:
+        raise ValueError("batches: offset must start at 0 and rise by each job's shape[0]·"
+                         "shape[1] rows to len(rows), with shapes >= 0")
+    if m is not None:
+        m = np.asarray(m, dtype=np.int64)
+        if J and (int(cl.min()) < 0 or int(cl.max()) >= m.shape[0]):
+            raise ValueError(f"batches: client ids must lie in 0..{m.shape[0] - 1}, got "
+                             f"{int(cl.min())}..{int(cl.max())}")
+        if rows.size:
+            owner = np.repeat(cl.astype(np.int64), sizes)
+            bad = (rows < 0) | (rows >= m[owner])
+            if bad.any():
+                k = int(np.flatnonzero(bad)[0])
+                i = int(owner[k])
+                raise ValueError(f"batches: client {i} has {int(m[i])} training rows, its "
+                                 f"batch indices must lie in 0..{int(m[i]) - 1}, got "
+                                 f"{int(rows[k])}")
     out: dict[int, list] = {}
-    off, rows, shape = z["offset"], z["rows"], z["shape"]
-    for j, c in enumerate(z["client"].tolist()):
+    for j, c in enumerate(cl.tolist()):
         r = rows[off[j]:off[j + 1]].astype(np.int64).reshape(tuple(shape[j]))
         out.setdefault(int(c), []).append(r)
     return out
@@ -893,11 +930,12 @@ def run(
         check_int(cohort_size, "cohort_size", 1)
     rec = None
     if batches is not None:
+        m = [int(cl[0].shape[0]) for cl in problem.clients]
         if isinstance(batches, (str, Path)):
             with np.load(Path(batches), allow_pickle=False) as z:
-                rec = batches_from_npz(z)
+                rec = batches_from_npz(z, m)
         else:
-            rec = batches_from_npz(batches)
+            rec = batches_from_npz(batches, m)
     r = _Run(problem, algorithm, arrivals, T, seed, eval_every, max_arrivals, cohort_size,
              bool(record_batches), rec)
     fp = run_fingerprint(problem, algorithm, arrivals, config, T=T, seed=seed,

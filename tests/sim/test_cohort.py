@@ -132,6 +132,40 @@ def test_record_batches_replays_without_the_rng(tmp_path):
     assert not np.array_equal(other.params, res.params)
 
 
+def test_malformed_batches_are_refused_at_the_boundary(tmp_path):
+    """A batches file that does not match its layout, names unknown clients, or indexes
+    outside a client's rows is refused before the run starts, naming what is wrong."""
+    oracle, alg, spec = CASES["maml_exact"]
+    prob = _softmax_problem(oracle)
+    res = run(prob, alg, spec, T=6, seed=2, record_batches=True)
+    good = {k: np.array(v) for k, v in res.batches.items()}
+    rep = Replay.from_trace(res.trace)
+    m0 = int(prob.clients[int(good["client"][0])][0].shape[0])
+
+    def bad(**change):
+        z = dict(good, **change)
+        return {k: v for k, v in z.items() if v is not None}
+
+    cases = [
+        (bad(rows=None), "missing array"),
+        (bad(rows=good["rows"].astype(float)), "integers"),
+        (bad(offset=good["offset"][:-1]), "expected client"),
+        (bad(offset=good["offset"] + 1), "offset must start at 0"),
+        (bad(client=np.full_like(good["client"], len(prob.clients))), "client ids"),
+        (bad(rows=np.where(np.arange(good["rows"].size) == 0, m0, good["rows"])),
+         f"0..{m0 - 1}"),
+    ]
+    for z, msg in cases:
+        with pytest.raises(ValueError, match=msg):
+            run(prob, alg, rep, T=6, seed=2, batches=z)
+        np.savez(tmp_path / "b.npz", **z)
+        with pytest.raises(ValueError, match=msg):
+            run(prob, alg, rep, T=6, seed=2, batches=tmp_path / "b.npz")
+    # the well-formed file replays (the checks accept what a run saves)
+    np.testing.assert_array_equal(run(prob, alg, rep, T=6, seed=9, batches=good).params,
+                                  res.params)
+
+
 def test_cohort_size_is_validated(ls_problem):
     with pytest.raises(ValueError, match="cohort_size"):
         run(ls_problem, Algorithm(persafl(0.5)), _EV, T=2, cohort_size=0)
