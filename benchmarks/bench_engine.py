@@ -10,7 +10,7 @@
    (b) a trivial model (least squares, d = 1, one sample per client);
 2. per-event cost at n = 100, 1 000, 10 000, 100 000 clients (all in flight, exponential job
    times), in steady state: the time per event between T1 = max(2n, 20 000) arrivals and
-   T1 + 10⁵ of one run, read from its progress callback, so one-off setup (the n initial
+   T1 + max(10⁵, n) (--quick: max(2·10⁴, n)) of one run, read from its progress callback, so one-off setup (the n initial
    dispatches) is not counted; wall and CPU time (the CPU figure is less disturbed by other
    processes; the load average is printed);
 3. end to end: PersA-FL with exact-MAML clients (α = 0.01), softmax regression on FedProx
@@ -144,9 +144,10 @@ def per_event(quick: bool) -> None:
           f"{_load()})")
     print(f"{'n':>8} {'us/event':>9} {'CPU us':>8} {'events/s':>10} {'vs n=100':>9} "
           f"{'maxrss MB':>10}")
-    span = 20_000 if quick else 100_000
     base = None
     for n in (100, 1_000, 10_000, 100_000):
+        # at least one round of the clients, so that every client's restart is in the span
+        span = max(20_000 if quick else 100_000, n)
         prob = _problem(n, NullOracle())
         spec = EventDriven(job_time=JobTime("exponential"))
         T1 = max(2 * n, 20_000)
