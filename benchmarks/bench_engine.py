@@ -10,9 +10,9 @@
    (b) a trivial model (least squares, d = 1, one sample per client);
 2. per-event cost at n = 100, 1 000, 10 000, 100 000 clients (all in flight, exponential job
    times), in steady state: the time per event between T1 = max(2n, 20 000) arrivals and
-   T1 + max(10⁵, n) (--quick: max(2·10⁴, n)) of one run, read from its progress callback, so one-off setup (the n initial
-   dispatches) is not counted; wall and CPU time (the CPU figure is less disturbed by other
-   processes; the load average is printed);
+   T1 + max(10⁵, n) (--quick: max(2·10⁴, n)) of one run, read from its progress callback, so
+   one-off setup (the n initial dispatches) is not counted; wall and CPU time (the CPU figure
+   is less disturbed by other processes; the load average is printed);
 3. end to end: PersA-FL with exact-MAML clients (α = 0.01), softmax regression on FedProx
    Synthetic(0.5, 0.5), 100 clients, Q = 5, η = 0.01, β = 1, batch 10, concurrency 10
    (FedBuff-style; with all 100 clients in flight the mean staleness is ≈ 94 and β = 1 is far

@@ -12,11 +12,12 @@ is bit-identical whatever cohort it was computed in (the engine's grouping test)
 Data layout (:class:`CohortData`): the clients' rows are concatenated once per run into one
 (N, d) array (a view, not a copy, when the clients' arrays already lie back to back
 in one array); a mini-batch of client c is the gather ``X_all[off_c + idx]`` — (C, b, d) for a
-cohort. Full-batch work (b = None, b ≥ m_c) pads every client to the run's largest m with zero
-rows (written into the gathered copy) and a 0/1 mask (why padding:
-:mod:`persafl_np.models.cohort`); the evaluation pads each client to its own width
-(``full(clients, width)``, :func:`persafl_np.sim.evaluation.eval_width`). The padded width of a
-client and the presence of the mask are fixed per run, so shapes never depend on the grouping.
+cohort. Full-batch work (b = None, b ≥ m_c) pads each client with zero rows (written into the
+gathered copy) and a 0/1 mask (why padding: :mod:`persafl_np.models.cohort`) to a width the
+caller chooses, ``full(clients, width)``: the engine and the evaluation both use the client's own
+width :func:`persafl_np.sim.evaluation.eval_width` and stack clients of one width together. The
+padded width of a client and the presence of the mask are fixed per run, so shapes never
+depend on the grouping.
 """
 
 from __future__ import annotations
@@ -264,7 +265,7 @@ def _add(acc: Any, v: Any) -> Any:
 def local_update_many(
     oracle: Any, kern: Kernels, data: CohortData, clients: np.ndarray, U: Any,
     samplers: list[BatchSampler], Q: int, eta: float, batch_size: int | None, rho: float,
-    warm: Any, record: bool = False,
+    warm: Any, record: bool = False, width: int | None = None,
 ) -> CohortUpdate:
     """Q local steps of the jobs of ``clients`` from ``U`` (C, p), eq. (LOC-C).
 
@@ -274,7 +275,8 @@ def local_update_many(
     ``clients[c]``'s :class:`BatchSampler`; batches are drawn in job order, Q·k at once,
     k = ``oracle.batches_per_step(b)`` (law (SIM-BATCH), theory/simulator.md §1.1).
     ``warm``: (C, p) warm starts (Moreau) or None. ``record``: also return each job's
-    (Q·k, b) local batch indices (None for full-batch jobs).
+    (Q·k, b) local batch indices (None for full-batch jobs). ``width``: the padded width of
+    full-batch work (≥ every client's m; default the run's largest m), :meth:`CohortData.full`.
     """
     C = len(clients)
     xp = data.xp
@@ -327,7 +329,7 @@ def local_update_many(
     step = oracle.step_many
     if full:
         # D = D′ = D″ = all rows (any oracle), gathered on first use
-        batches = FullBatches(load=partial(data.full, clients))
+        batches = FullBatches(load=partial(data.full, clients, width))
     elif per_step:
         batches = [(XB[j], YB[j], None) for j in range(k)]  # views of the reused buffers
     for q in range(Q):

@@ -41,6 +41,10 @@ CASES = {
     "moreau_K": (MoreauEnvelope(5.0, inner_steps=5), Algorithm(persafl(0.5), Q=2, eta=0.1,
                                                                batch_size=4), _EV),
     "noise_full": (AdditiveNoise(Plain(), 0.3), Algorithm(persafl(0.5), Q=2, eta=0.1), _EV),
+    # full batches of unequal clients: several padded widths (eval_width), one stack per width
+    "plain_full_unequal": (Plain(), Algorithm(persafl(0.5), Q=2, eta=0.1), _EV),
+    "moreau_full_unequal": (MoreauEnvelope(5.0, inner_tol=1e-8),
+                            Algorithm(persafl(0.5), Q=2, eta=0.1, batch_size=12), _EV),
     "fedasync_prox": (Plain(), Algorithm(fedasync(0.6), Q=3, eta=0.1, batch_size=4, prox=0.5),
                       EventDriven(job_time=JobTime("lognormal", sigma=1.0), dropout=0.2,
                                   staleness="drop", tau_max=3)),
@@ -66,7 +70,8 @@ def _counters(res):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_grouping_does_not_change_a_bit(name):
     oracle, alg, spec = CASES[name]
-    prob = _softmax_problem(oracle, unequal=name in ("plain_event", "moreau_warm"))
+    prob = _softmax_problem(oracle, unequal=name in ("plain_event", "moreau_warm")
+                            or name.endswith("_unequal"))
     ref = run(prob, alg, spec, T=25, seed=3, eval_every=6, cohort_size=1)
     assert ref.status == "ok"
     for cs in (2, 64):
@@ -130,6 +135,43 @@ def test_record_batches_replays_without_the_rng(tmp_path):
     # without the batches, the other seed gives other iterates (the test can fail)
     other = run(prob, alg, Replay.from_trace(res.trace), T=20, seed=99)
     assert not np.array_equal(other.params, res.params)
+
+
+def test_full_batch_jobs_are_padded_to_their_own_width(monkeypatch):
+    """Full-batch training pads client i to eval_width(m)_i, one stack per width (theory/
+    simulator.md §3.1), not to the largest client; each job equals its client's unpadded
+    single-client local update to rounding, and grouping does not change a bit."""
+    from persafl_np.personalization.local import local_update
+    from persafl_np.sim import engine
+    from persafl_np.sim.evaluation import eval_width
+
+    sizes = (3, 5, 8, 9, 17, 40)
+    rng = np.random.default_rng(1)
+    clients = [(rng.normal(size=(m, 4)), rng.integers(0, 3, m), rng.normal(size=(2, 4)),
+                rng.integers(0, 3, 2)) for m in sizes]
+    prob = Problem.build(SoftmaxRegression(3), Plain(), clients, seed=0)
+    alg = Algorithm(persafl(0.5), Q=2, eta=0.1)
+    widths = eval_width(np.asarray(sizes)).tolist()
+    assert widths == [4, 8, 8, 16, 32, 40]
+    calls = []
+    orig = engine.local_update_many
+
+    def spy(oracle, kern, data, cl, U, samplers, Q, eta, b, prox, warm, record=False,
+            width=None):
+        res = orig(oracle, kern, data, cl, U, samplers, Q, eta, b, prox, warm, record, width)
+        for r, c in enumerate(cl.tolist()):
+            one = local_update(oracle, prob.model, U[r], *prob.clients[c][:2], Q, eta, None)
+            np.testing.assert_allclose(res.delta[r], one.delta, rtol=1e-12, atol=1e-15)
+        calls.append((cl.tolist(), width))
+        return res
+
+    monkeypatch.setattr(engine, "local_update_many", spy)
+    a = run(prob, alg, _EV, T=30, seed=2, eval_every=10, cohort_size=64)
+    assert calls and all(w == widths[c] for cl, w in calls for c in cl)
+    assert {w for _, w in calls} == set(widths)
+    monkeypatch.setattr(engine, "local_update_many", orig)
+    b = run(prob, alg, _EV, T=30, seed=2, eval_every=10, cohort_size=1)
+    assert a.digest() == b.digest() and _counters(a) == _counters(b)
 
 
 def test_malformed_batches_are_refused_at_the_boundary(tmp_path):
