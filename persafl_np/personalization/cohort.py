@@ -55,9 +55,10 @@ class FullBatches(list):
     every batch being all of each row's client data (padded, with ``mask``). A plain list
     holds mini-batches; oracles may tell the two apart (the Moreau envelope's inner L).
 
-    ``FullBatches(load=f)`` gathers lazily: ``f()`` → (X, y, mask) runs on the first access,
-    so an oracle that never reads the data (one that draws no batch and needs no gradient of
-    it) costs no (C, m_max, d) gather per cohort."""
+    ``FullBatches(load=f)`` gathers lazily: ``f()`` → (X, y, mask) runs on the first access
+    (index, slice, iteration, ``len``, ``in``, ``==``, ``repr``), so an oracle that never reads
+    the data (one that draws no batch and needs no gradient of it) costs no (C, width, d)
+    gather per cohort."""
 
     __slots__ = ("_load",)
 
@@ -82,6 +83,22 @@ class FullBatches(list):
     def __len__(self) -> int:
         self._fill()
         return super().__len__()
+
+    def __contains__(self, x: Any) -> bool:
+        self._fill()
+        return super().__contains__(x)
+
+    def __eq__(self, other: object) -> bool:
+        self._fill()
+        if isinstance(other, FullBatches):
+            other._fill()
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        self._fill()
+        return f"FullBatches({super().__repr__()})"
 
 
 class CohortUpdate(NamedTuple):
