@@ -109,11 +109,11 @@ def test_full_batches_gather_on_first_use_only():
     assert X.tobytes() == Xr.tobytes() and y.tobytes() == yr.tobytes()
     assert (mask is None) == (mr is None) and (mask is None or mask.tobytes() == mr.tobytes())
     assert isinstance(fb, list) and list(FullBatches([(1, 2, 3)] * 3)) == [(1, 2, 3)] * 3
-    for probe in (lambda f: f == [(1, 2, 3)] * 3, lambda f: (1, 2, 3) in f, repr, len,
-                  lambda f: f[1:], lambda f: bool(f)):
-        lazy = FullBatches(load=lambda: (1, 2, 3))
-        probe(lazy)
-        assert lazy == [(1, 2, 3)] * 3 and (1, 2, 3) in lazy
+    t = (1, 2, 3)
+    for probe in (lambda f: f == [t] * 3, lambda f: t in f, lambda f: "(1, 2, 3)" in repr(f),
+                  lambda f: len(f) == 3, lambda f: f[1:] == [t] * 2, bool,
+                  lambda f: [*f] == [t] * 3):
+        assert probe(FullBatches(load=lambda: t))  # each first access sees the batches
 
     class Blind(Plain):
         def step_many(self, kern, Y, batches, warm=None):
