@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from persafl_np.backend import array_namespace, take_rows
+from persafl_np.backend import array_namespace, fast_namespace, take_rows
 from persafl_np.models.base import Model
 from persafl_np.parameters import Param, validate_fields
 from persafl_np.personalization.base import OracleStep, PersonalizedConstants, sample_batch
@@ -74,7 +74,7 @@ def central_hvp(model: Model, w: Any, v: Any, X: Any, y: Any, delta: float) -> A
 
 def central_hvp_many(kern: Any, W: Any, V: Any, X: Any, y: Any, mask: Any, delta: float) -> Any:
     """:func:`central_hvp` row by row for a cohort (eq. (MAML-4)); rows with V[c] = 0 give 0."""
-    xp = array_namespace(W, V)
+    xp = fast_namespace(W, V)  # the hot path: no full namespace look-up on NumPy
     nv = xp.sqrt(xp.sum(V * V, axis=1))                  # (C,)
     zero = nv == 0.0
     safe = xp.where(zero, xp.ones_like(nv), nv)
