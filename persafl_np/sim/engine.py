@@ -378,6 +378,9 @@ class _Run:
         (benchmarks/bench_full_batch.py)."""
         noise, width = self.noise, self.width
         if self.one_width:
+            # the general branch below with its one width (padded_chunk is its step, width
+            # m_max is full()'s default: the same calls); kept because the per-cohort grouping
+            # costs ~1.3k instructions per event-driven arrival (valgrind, null oracle, 3 %)
             fc = self.full_chunk
             for a in range(0, len(jobs), fc):
                 self._compute_group(jobs[a:a + fc], noise)
